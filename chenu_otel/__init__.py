@@ -1,0 +1,1 @@
+"""chenu-otel: OpenTelemetry-first telemetry for CHE·NU FastAPI services."""
