@@ -1,0 +1,1142 @@
+"""The metric catalogue: every instrument chenu-otel records, declared once.
+
+Each :class:`MetricSpec` carries the OTel name, kind, unit, description, bucket advice and the
+attribute keys a measurement may keep. Everything else derives from it:
+
+* :func:`views` turns the allow-lists into SDK ``View`` objects, the one place where metric
+  cardinality is enforced (pass them to ``MeterProvider(views=...)``; ``chenu_otel.configure()``
+  does). Identifiers (user, thread, agent run, request) are never in an allow-list.
+* :func:`prometheus_name` gives the name the standard OTLP → Prometheus translation produces
+  (``http.server.request.duration`` in ``s`` → ``http_server_request_duration_seconds``); the CLI
+  (``chenu-otel metrics``) and ``chenu_otel/METRICS.md`` print it, and dashboards and alerts use it.
+* The ``record_*`` helpers keep the signatures of the earlier monitoring module, and
+  :class:`Counter` / :class:`Histogram` / :class:`Gauge` are prometheus_client-style facades
+  backed by OTel instruments, so ``Counter("x_total", "doc", ["kind"]).labels(kind="a").inc()``
+  keeps working.
+
+Instruments are taken from the *global* meter provider (``opentelemetry.metrics``) and re-bound
+whenever that provider changes, so they follow whatever ``chenu_otel.configure()`` (or a test)
+installed. Recording never raises into the caller.
+
+Example::
+
+    from chenu_otel.metrics import record_http_request, record_agent_execution
+
+    record_http_request("GET", "/agents", 200, 0.045)
+    record_agent_execution("agent-001", "NOVA", 1.2, tokens_used=150, cost_usd=0.0045,
+                           success=True)
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any, Final
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk.metrics.view import DropAggregation, View
+from opentelemetry.util.types import AttributeValue
+
+__all__ = [
+    "CATALOGUE",
+    "GROUPS",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "InstrumentKind",
+    "MetricSpec",
+    "agent_cost_usd_total",
+    "agent_executions_total",
+    "errors_total",
+    "get_content_type",
+    "get_metrics",
+    "init_metrics",
+    "instrument",
+    "metrics_markdown",
+    "prometheus_name",
+    "record_agent_execution",
+    "record_cache_operation",
+    "record_db_query",
+    "record_error",
+    "record_http_request",
+    "record_llm_call",
+    "record_thread_event",
+    "record_tool_call",
+    "record_websocket_connect",
+    "record_websocket_disconnect",
+    "record_websocket_message",
+    "spec",
+    "views",
+]
+
+_log = logging.getLogger(__name__)
+
+METER_NAME: Final = "chenu_otel"
+
+
+class InstrumentKind(enum.Enum):
+    """OTel synchronous instrument kinds used by the catalogue."""
+
+    COUNTER = "counter"
+    UP_DOWN_COUNTER = "updowncounter"
+    HISTOGRAM = "histogram"
+    GAUGE = "gauge"
+
+    @property
+    def prometheus_type(self) -> str:
+        """The Prometheus metric type this kind becomes after OTLP translation."""
+        return {
+            InstrumentKind.COUNTER: "counter",
+            InstrumentKind.UP_DOWN_COUNTER: "gauge",
+            InstrumentKind.HISTOGRAM: "histogram",
+            InstrumentKind.GAUGE: "gauge",
+        }[self]
+
+
+# --- Bucket advice --------------------------------------------------------------------------
+# From the semantic conventions where they define one; ours are spelled out with a reason.
+HTTP_DURATION_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+DB_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+GENAI_TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+GENAI_DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+# Bodies and cache entries: 100 B .. 10 MB in decades (semconv gives no advice for sizes).
+SIZE_BUCKETS: Final = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+# Cache round trips on loopback/LAN are sub-millisecond; the tail matters up to a second.
+CACHE_DURATION_BUCKETS: Final = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+# Agent runs chain several LLM calls and tools: 50 ms .. 5 min.
+AGENT_DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# A websocket session lives from seconds to hours.
+SESSION_DURATION_BUCKETS: Final = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+RATIO_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
+STEP_BUCKETS: Final = (1, 2, 3, 5, 8, 13, 21, 34)
+
+# Attribute keys that identify one user, thread, run or request: never on a metric.
+IDENTIFIER_KEYS: Final = frozenset(
+    {
+        "user.id",
+        "enduser.id",
+        "user_id",
+        "gen_ai.conversation.id",
+        "thread_id",
+        "chenu.thread.id",
+        "chenu.request.id",
+        "request_id",
+        "gen_ai.agent.id",
+        "agent_id",
+        "chenu.agent.run.id",
+        "gen_ai.tool.call.id",
+        "gen_ai.response.id",
+        "url.path",
+        "url.full",
+        "url.query",
+        "session.id",
+    }
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One instrument of the catalogue: the single place its name, unit and attributes live."""
+
+    name: str
+    kind: InstrumentKind
+    unit: str
+    description: str
+    group: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+    semconv: bool = False
+    emitted_by: str = "helper"
+    seed_name: str | None = None
+
+    @property
+    def prometheus_name(self) -> str:
+        """The metric family name after the standard OTLP → Prometheus translation."""
+        return prometheus_name(self.name, self.unit, self.kind)
+
+    @property
+    def prometheus_series(self) -> tuple[str, ...]:
+        """The sample names Prometheus stores for this metric."""
+        base = self.prometheus_name
+        if self.kind is InstrumentKind.HISTOGRAM:
+            return (f"{base}_bucket", f"{base}_sum", f"{base}_count")
+        return (base,)
+
+
+def _m(
+    name: str,
+    kind: InstrumentKind,
+    unit: str,
+    description: str,
+    attributes: Sequence[str],
+    *,
+    buckets: Sequence[float] | None = None,
+    semconv: bool = False,
+    emitted_by: str = "helper",
+    seed_name: str | None = None,
+    group: str = "",
+) -> MetricSpec:
+    return MetricSpec(
+        name=name,
+        kind=kind,
+        unit=unit,
+        description=description,
+        group=group,
+        attributes=tuple(attributes),
+        buckets=tuple(float(b) for b in buckets) if buckets is not None else None,
+        semconv=semconv,
+        emitted_by=emitted_by,
+        seed_name=seed_name,
+    )
+
+
+C = InstrumentKind.COUNTER
+UDC = InstrumentKind.UP_DOWN_COUNTER
+H = InstrumentKind.HISTOGRAM
+G = InstrumentKind.GAUGE
+
+_HTTP_ATTRS = (
+    "http.request.method",
+    "http.route",
+    "http.response.status_code",
+    "url.scheme",
+    "error.type",
+    "network.protocol.version",
+)
+_DB_ATTRS = (
+    "db.system.name",
+    "db.operation.name",
+    "db.collection.name",
+    "db.namespace",
+    "error.type",
+)
+_POOL_ATTRS = ("db.client.connection.pool.name",)
+_CACHE_ATTRS = ("db.system.name", "chenu.cache.name", "chenu.cache.operation")
+_GENAI_ATTRS = (
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+)
+_AGENT = "gen_ai.agent.name"
+_WS_ATTRS = ("http.route",)
+
+GROUPS: Final = {
+    "http": "HTTP server",
+    "db": "Database client",
+    "cache": "Cache",
+    "genai": "GenAI client (semantic conventions)",
+    "agent": "Agents, tools and LLM cost",
+    "thread": "Conversation threads and token budgets",
+    "websocket": "WebSocket",
+    "errors": "Errors",
+}
+
+_MW = "MonitoringMiddleware"
+_MW_SIZES = "MonitoringMiddleware(record_body_sizes=True)"
+_SQLA = "instrument_app(engine=...) (SQLAlchemy events)"
+_POOL = "instrument_app(engine=...) (SQLAlchemy pool events)"
+_REDIS = "instrument_app(redis=...) (Redis response hook)"
+_GENAI = "chenu_otel.genai"
+
+# fmt: off
+_SPECS: tuple[tuple[str, list[MetricSpec]], ...] = (
+    (
+        "http",
+        [
+            _m("http.server.request.duration", H, "s", "Duration of HTTP server requests.",
+               _HTTP_ATTRS, buckets=HTTP_DURATION_BUCKETS, semconv=True, emitted_by=_MW,
+               seed_name="http_request_duration_seconds"),
+            _m("http.server.active_requests", UDC, "{request}",
+               "Number of active HTTP server requests.", ("http.request.method", "url.scheme"),
+               semconv=True, emitted_by=_MW),
+            _m("http.server.request.body.size", H, "By", "Size of HTTP server request bodies.",
+               _HTTP_ATTRS, buckets=SIZE_BUCKETS, semconv=True, emitted_by=_MW_SIZES),
+            _m("http.server.response.body.size", H, "By", "Size of HTTP server response bodies.",
+               _HTTP_ATTRS, buckets=SIZE_BUCKETS, semconv=True, emitted_by=_MW_SIZES),
+        ],
+    ),
+    (
+        "db",
+        [
+            _m("db.client.operation.duration", H, "s", "Duration of database client operations.",
+               _DB_ATTRS, buckets=DB_DURATION_BUCKETS, semconv=True, emitted_by=_SQLA,
+               seed_name="db_query_duration_seconds"),
+            _m("db.client.response.returned_rows", H, "{row}",
+               "Number of rows returned by the operation.", _DB_ATTRS,
+               buckets=(0, 1, 2, 5, 10, 50, 100, 500, 1000, 10000), semconv=True,
+               emitted_by=_SQLA),
+            _m("db.client.connection.count", UDC, "{connection}",
+               "Number of connections that are currently in the state described by the state "
+               "attribute.", ("db.client.connection.state", *_POOL_ATTRS), semconv=True,
+               emitted_by=_POOL),
+            _m("db.client.connection.idle.max", UDC, "{connection}",
+               "The maximum number of idle open connections allowed.", _POOL_ATTRS,
+               semconv=True, emitted_by=_POOL),
+            _m("db.client.connection.idle.min", UDC, "{connection}",
+               "The minimum number of idle open connections allowed.", _POOL_ATTRS,
+               semconv=True, emitted_by=_POOL),
+            _m("db.client.connection.max", UDC, "{connection}",
+               "The maximum number of open connections allowed.", _POOL_ATTRS, semconv=True,
+               emitted_by=_POOL),
+            _m("db.client.connection.pending_requests", UDC, "{request}",
+               "Number of current pending requests for an open connection.", _POOL_ATTRS,
+               semconv=True),
+            _m("db.client.connection.timeouts", C, "{timeout}",
+               "Number of connection timeouts that have occurred trying to obtain a connection "
+               "from the pool.", _POOL_ATTRS, semconv=True),
+            _m("db.client.connection.create_time", H, "s",
+               "The time it took to create a new connection.", _POOL_ATTRS,
+               buckets=DB_DURATION_BUCKETS, semconv=True, emitted_by=_POOL),
+            _m("db.client.connection.wait_time", H, "s",
+               "The time it took to obtain an open connection from the pool.", _POOL_ATTRS,
+               buckets=DB_DURATION_BUCKETS, semconv=True),
+            _m("db.client.connection.use_time", H, "s",
+               "The time between borrowing a connection and returning it to the pool.",
+               _POOL_ATTRS, buckets=DB_DURATION_BUCKETS, semconv=True, emitted_by=_POOL),
+        ],
+    ),
+    (
+        "cache",
+        [
+            _m("chenu.cache.operations", C, "{operation}",
+               "Cache operations by result; hit ratio = result=hit / (hit + miss).",
+               (*_CACHE_ATTRS, "chenu.cache.result"), emitted_by=f"{_REDIS}, helper",
+               seed_name="cache_hits_total / cache_misses_total"),
+            _m("chenu.cache.operation.duration", H, "s", "Duration of cache operations.",
+               (*_CACHE_ATTRS, "error.type"), buckets=CACHE_DURATION_BUCKETS),
+            _m("chenu.cache.entry.size", H, "By", "Size of values written to the cache.",
+               ("db.system.name", "chenu.cache.name"), buckets=SIZE_BUCKETS),
+        ],
+    ),
+    (
+        "genai",
+        [
+            _m("gen_ai.client.token.usage", H, "{token}",
+               "Number of input and output tokens used.", (*_GENAI_ATTRS, "gen_ai.token.type"),
+               buckets=GENAI_TOKEN_BUCKETS, semconv=True, emitted_by=_GENAI),
+            _m("gen_ai.client.operation.duration", H, "s", "GenAI operation duration.",
+               (*_GENAI_ATTRS, "error.type"), buckets=GENAI_DURATION_BUCKETS, semconv=True,
+               emitted_by=_GENAI),
+        ],
+    ),
+    (
+        "agent",
+        [
+            _m("chenu.agent.executions", C, "{execution}", "Agent runs by outcome.",
+               (_AGENT, "chenu.outcome"), emitted_by=_GENAI, seed_name="agent_executions_total"),
+            _m("chenu.agent.execution.duration", H, "s", "Duration of agent runs.",
+               (_AGENT, "chenu.outcome"), buckets=AGENT_DURATION_BUCKETS, emitted_by=_GENAI),
+            _m("chenu.agent.active_runs", UDC, "{run}", "Agent runs in progress.", (_AGENT,),
+               emitted_by=_GENAI),
+            _m("chenu.agent.tokens", C, "{token}", "Tokens consumed by agent runs.",
+               (_AGENT, "gen_ai.token.type"), emitted_by=_GENAI, seed_name="agent_tokens_used"),
+            _m("chenu.agent.cost.usd", C, "{USD}", "Cost of agent runs in US dollars.",
+               (_AGENT,), emitted_by=_GENAI, seed_name="agent_cost_usd_total"),
+            _m("chenu.agent.steps", H, "{step}", "LLM calls and tool calls per agent run.",
+               (_AGENT, "chenu.outcome"), buckets=STEP_BUCKETS, emitted_by=_GENAI),
+            _m("chenu.agent.tool.calls", C, "{call}", "Tool calls by tool and outcome.",
+               (_AGENT, "gen_ai.tool.name", "chenu.outcome"), emitted_by=_GENAI),
+            _m("chenu.agent.tool.duration", H, "s", "Duration of tool calls.",
+               (_AGENT, "gen_ai.tool.name", "chenu.outcome"), buckets=GENAI_DURATION_BUCKETS,
+               emitted_by=_GENAI),
+            _m("chenu.llm.cost.usd", C, "{USD}", "Cost of LLM calls in US dollars.",
+               (*_GENAI_ATTRS, _AGENT), emitted_by=_GENAI),
+        ],
+    ),
+    (
+        "thread",
+        [
+            _m("chenu.thread.created", C, "{thread}", "Conversation threads created.", (),
+               seed_name="threads_total"),
+            _m("chenu.thread.closed", C, "{thread}", "Conversation threads closed or archived.",
+               ("chenu.thread.close_reason",)),
+            _m("chenu.thread.active", UDC, "{thread}", "Conversation threads currently open.",
+               ()),
+            _m("chenu.thread.messages", C, "{message}", "Messages added to threads, by role.",
+               ("chenu.message.role",)),
+            _m("chenu.thread.message.tokens", H, "{token}", "Tokens per thread message.",
+               ("chenu.message.role",), buckets=GENAI_TOKEN_BUCKETS),
+            _m("chenu.thread.token_budget.used", C, "{token}",
+               "Tokens charged against thread token budgets.", (_AGENT,), emitted_by=_GENAI),
+            _m("chenu.thread.token_budget.remaining", H, "{token}",
+               "Tokens left in the thread budget after each charge (distribution over threads).",
+               (_AGENT,), buckets=GENAI_TOKEN_BUCKETS, emitted_by=_GENAI),
+            _m("chenu.thread.token_budget.utilization", H, "1",
+               "Fraction of the thread budget used after each charge.", (_AGENT,),
+               buckets=RATIO_BUCKETS, emitted_by=_GENAI),
+            _m("chenu.thread.token_budget.exhausted", C, "{event}",
+               "Charges that left a thread budget exhausted.", (_AGENT,), emitted_by=_GENAI),
+            _m("chenu.thread.events", C, "{event}", "Thread lifecycle events by type.",
+               ("chenu.thread.event",)),
+        ],
+    ),
+    (
+        "websocket",
+        [
+            _m("chenu.websocket.connections.active", UDC, "{connection}",
+               "Open WebSocket connections.", _WS_ATTRS, emitted_by=_MW),
+            _m("chenu.websocket.connections", C, "{connection}",
+               "WebSocket connections accepted.", _WS_ATTRS, emitted_by=_MW),
+            _m("chenu.websocket.connection.duration", H, "s",
+               "Lifetime of WebSocket connections.", _WS_ATTRS,
+               buckets=SESSION_DURATION_BUCKETS, emitted_by=_MW),
+            _m("chenu.websocket.messages.received", C, "{message}",
+               "WebSocket messages received from clients.", _WS_ATTRS, emitted_by=_MW),
+            _m("chenu.websocket.messages.sent", C, "{message}",
+               "WebSocket messages sent to clients.", _WS_ATTRS, emitted_by=_MW),
+            _m("chenu.websocket.message.size", H, "By", "Size of WebSocket messages.",
+               (*_WS_ATTRS, "chenu.websocket.direction"), buckets=SIZE_BUCKETS),
+        ],
+    ),
+    (
+        "errors",
+        [
+            _m("chenu.errors", C, "{error}", "Errors by type and the layer that saw them.",
+               ("error.type", "chenu.error.source"), emitted_by=f"{_MW}, {_GENAI}, helper",
+               seed_name="errors_total"),
+        ],
+    ),
+)
+
+# fmt: on
+
+CATALOGUE: Final[tuple[MetricSpec, ...]] = tuple(
+    MetricSpec(**{**s.__dict__, "group": group}) for group, specs in _SPECS for s in specs
+)
+_BY_NAME: Final[dict[str, MetricSpec]] = {s.name: s for s in CATALOGUE}
+
+# Metrics emitted by contrib instrumentations that duplicate catalogue ones under old semconv
+# names; views() drops them so each thing is measured once.
+DROPPED_INSTRUMENTS: Final = ("db.client.connections.usage",)
+
+
+def spec(name: str) -> MetricSpec:
+    """The catalogue entry for an OTel metric name (KeyError naming the metric if unknown)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the chenu-otel metric catalogue") from None
+
+
+# --- Prometheus name translation ---------------------------------------------------------------
+# The table the OpenTelemetry Collector and Prometheus' OTLP receiver use (otlptranslator).
+_UNIT_MAP: Final = {
+    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+    "us": "microseconds", "ns": "nanoseconds",
+    "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes",
+    "TiBy": "tebibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams",
+    "Cel": "celsius", "Hz": "hertz", "1": "", "%": "percent",
+}  # fmt: skip
+_PER_UNIT_MAP: Final = {
+    "s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month",
+    "y": "year",
+}  # fmt: skip
+_NAME_SPLIT = re.compile(r"[^a-zA-Z0-9:]+")
+_UNIT_CLEAN = re.compile(r"[^a-zA-Z0-9]+")
+
+
+def _clean_unit(unit: str) -> str:
+    return "_".join(t for t in _UNIT_CLEAN.split(unit) if t)
+
+
+def prometheus_name(name: str, unit: str, kind: InstrumentKind) -> str:
+    """Translate an OTel metric name and unit the way OTLP → Prometheus does by default.
+
+    Non-alphanumerics become ``_``; the unit becomes a suffix (``s`` → ``_seconds``, ``By`` →
+    ``_bytes``, ``1/s`` → ``_per_second``) unless it is an annotation in braces (``{token}``) or
+    already a name token; monotonic counters end in ``_total``; unit ``1`` adds ``_ratio`` to
+    gauges only.
+
+    >>> prometheus_name("http.server.request.duration", "s", InstrumentKind.HISTOGRAM)
+    'http_server_request_duration_seconds'
+    >>> prometheus_name("chenu.agent.cost.usd", "{USD}", InstrumentKind.COUNTER)
+    'chenu_agent_cost_usd_total'
+    """
+    tokens = [t for t in _NAME_SPLIT.split(name) if t]
+    main, _, per = unit.partition("/")
+    main = main.strip()
+    if main and "{" not in main and "}" not in main:
+        main_prom = _clean_unit(_UNIT_MAP.get(main, main))
+        if main_prom and main_prom not in tokens:
+            tokens.append(main_prom)
+    per = per.strip()
+    if per and "{" not in per and "}" not in per:
+        per_prom = _clean_unit(_PER_UNIT_MAP.get(per, per))
+        if per_prom and per_prom not in tokens:
+            tokens += ["per", per_prom]
+    if kind is InstrumentKind.COUNTER:
+        tokens = [t for t in tokens if t != "total"] + ["total"]
+    if unit == "1" and kind in (InstrumentKind.GAUGE, InstrumentKind.UP_DOWN_COUNTER):
+        tokens = [t for t in tokens if t != "ratio"] + ["ratio"]
+    result = "_".join(tokens)
+    if result[:1].isdigit():
+        result = "_" + result
+    return result
+
+
+# --- Views: the one place cardinality is enforced ----------------------------------------------
+def views() -> list[View]:
+    """SDK views for ``MeterProvider(views=views())``: per catalogue metric an attribute
+    allow-list (anything else is dropped before aggregation), plus drop views for contrib metrics
+    that duplicate catalogue ones. Bucket advice still applies (default aggregation)."""
+    result = [View(instrument_name=s.name, attribute_keys=set(s.attributes)) for s in CATALOGUE]
+    result += [View(instrument_name=n, aggregation=DropAggregation()) for n in DROPPED_INSTRUMENTS]
+    return result
+
+
+# --- Instruments bound to the global meter provider -------------------------------------------
+def _package_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("chenu-otel")
+    except Exception:
+        return None
+
+
+class _Instruments:
+    """Real instruments for the catalogue, re-created when the global meter provider changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._provider: MeterProvider | None = None
+        self._meter: Meter | None = None
+        self._by_name: dict[str, Any] = {}
+
+    def meter(self) -> Meter:
+        provider = otel_metrics.get_meter_provider()
+        if provider is not self._provider:
+            self._rebind(provider)
+        assert self._meter is not None
+        return self._meter
+
+    def _rebind(self, provider: MeterProvider) -> None:
+        with self._lock:
+            if provider is self._provider:
+                return
+            self._meter = provider.get_meter(METER_NAME, _package_version())
+            self._by_name = {}
+            self._provider = provider
+
+    def get(self, name: str) -> Any:
+        provider = otel_metrics.get_meter_provider()
+        if provider is not self._provider:
+            self._rebind(provider)
+        try:
+            return self._by_name[name]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._by_name:
+                assert self._meter is not None
+                self._by_name[name] = _create(self._meter, _BY_NAME[name])
+            return self._by_name[name]
+
+
+def _create(meter: Meter, s: MetricSpec) -> Any:
+    if s.kind is InstrumentKind.COUNTER:
+        return meter.create_counter(s.name, unit=s.unit, description=s.description)
+    if s.kind is InstrumentKind.UP_DOWN_COUNTER:
+        return meter.create_up_down_counter(s.name, unit=s.unit, description=s.description)
+    if s.kind is InstrumentKind.GAUGE:
+        return meter.create_gauge(s.name, unit=s.unit, description=s.description)
+    return meter.create_histogram(
+        s.name,
+        unit=s.unit,
+        description=s.description,
+        explicit_bucket_boundaries_advisory=list(s.buckets) if s.buckets else None,
+    )
+
+
+_INSTRUMENTS = _Instruments()
+
+
+def instrument(name: str) -> Any:
+    """The OTel instrument for catalogue metric `name`, from the current global meter provider.
+
+    Returns a Counter, UpDownCounter, Histogram or Gauge; callers use ``add``/``record``/``set``.
+    """
+    return _INSTRUMENTS.get(name)
+
+
+def _add(name: str, value: float, attributes: Mapping[str, AttributeValue]) -> None:
+    try:
+        _INSTRUMENTS.get(name).add(value, attributes)
+    except Exception:  # telemetry never raises into the caller
+        _log.debug("recording %s failed", name, exc_info=True)
+
+
+def _record(name: str, value: float, attributes: Mapping[str, AttributeValue]) -> None:
+    try:
+        _INSTRUMENTS.get(name).record(value, attributes)
+    except Exception:  # telemetry never raises into the caller
+        _log.debug("recording %s failed", name, exc_info=True)
+
+
+# --- Seed-compatible helpers -------------------------------------------------------------------
+_KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY"}
+)
+
+
+def normalize_method(method: str) -> str:
+    """Semconv ``http.request.method``: known methods upper-cased, anything else ``_OTHER``."""
+    upper = method.upper()
+    return upper if upper in _KNOWN_METHODS else "_OTHER"
+
+
+def record_http_request(
+    method: str, endpoint: str, status_code: int, duration_seconds: float
+) -> None:
+    """Record one HTTP server request (seed signature); `endpoint` must be a route template.
+
+    MonitoringMiddleware records requests itself; call this only for requests it does not see.
+    """
+    attrs: dict[str, AttributeValue] = {
+        "http.request.method": normalize_method(method),
+        "http.route": endpoint,
+        "http.response.status_code": int(status_code),
+    }
+    if status_code >= 500:
+        attrs["error.type"] = str(int(status_code))
+    _record("http.server.request.duration", duration_seconds, attrs)
+
+
+def record_db_query(
+    operation: str,
+    table: str | None = None,
+    duration_seconds: float = 0.0,
+    *,
+    system: str = "sqlite",
+    success: bool = True,
+    error_type: str | None = None,
+) -> None:
+    """Record one database operation in ``db.client.operation.duration``."""
+    attrs: dict[str, AttributeValue] = {
+        "db.system.name": system,
+        "db.operation.name": operation.upper(),
+    }
+    if table:
+        attrs["db.collection.name"] = table
+    if not success or error_type:
+        attrs["error.type"] = error_type or "_OTHER"
+    _record("db.client.operation.duration", duration_seconds, attrs)
+
+
+def record_cache_operation(
+    operation: str,
+    hit: bool | None = None,
+    duration_seconds: float | None = None,
+    *,
+    cache: str = "default",
+    system: str = "redis",
+    success: bool = True,
+) -> None:
+    """Record one cache operation: `hit` True/False for lookups (hit ratio), None otherwise."""
+    if not success:
+        result = "error"
+    elif hit is None:
+        result = "ok"
+    else:
+        result = "hit" if hit else "miss"
+    attrs: dict[str, AttributeValue] = {
+        "db.system.name": system,
+        "chenu.cache.name": cache,
+        "chenu.cache.operation": operation.lower(),
+    }
+    _add("chenu.cache.operations", 1, {**attrs, "chenu.cache.result": result})
+    if duration_seconds is not None:
+        if not success:
+            attrs["error.type"] = "_OTHER"
+        _record("chenu.cache.operation.duration", duration_seconds, attrs)
+
+
+def record_agent_execution(
+    agent_id: str,
+    agent_name: str,
+    duration_seconds: float,
+    tokens_used: int,
+    cost_usd: float,
+    success: bool,
+) -> None:
+    """Record one finished agent run (seed signature). `agent_id` stays off metrics (it goes on
+    spans via chenu_otel.genai); runs are aggregated by agent name and outcome."""
+    del agent_id  # an identifier: never a metric attribute
+    outcome = "success" if success else "failure"
+    by_agent: dict[str, AttributeValue] = {"gen_ai.agent.name": agent_name}
+    with_outcome = {**by_agent, "chenu.outcome": outcome}
+    _add("chenu.agent.executions", 1, with_outcome)
+    _record("chenu.agent.execution.duration", duration_seconds, with_outcome)
+    if tokens_used:
+        _add("chenu.agent.tokens", tokens_used, {**by_agent, "gen_ai.token.type": "total"})
+    if cost_usd:
+        _add("chenu.agent.cost.usd", cost_usd, by_agent)
+    if not success:
+        record_error("AgentExecutionFailed", source="agent")
+
+
+def record_llm_call(
+    model: str,
+    *,
+    provider: str,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    duration_seconds: float | None = None,
+    cost_usd: float = 0.0,
+    operation: str = "chat",
+    response_model: str | None = None,
+    agent_name: str | None = None,
+    error_type: str | None = None,
+) -> None:
+    """Record one LLM call: semconv token usage and duration, plus our cost counter."""
+    attrs: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+    }
+    if response_model:
+        attrs["gen_ai.response.model"] = response_model
+    if input_tokens:
+        _record("gen_ai.client.token.usage", input_tokens, {**attrs, "gen_ai.token.type": "input"})
+    if output_tokens:
+        _record(
+            "gen_ai.client.token.usage", output_tokens, {**attrs, "gen_ai.token.type": "output"}
+        )
+    if duration_seconds is not None:
+        d_attrs = {**attrs, "error.type": error_type} if error_type else attrs
+        _record("gen_ai.client.operation.duration", duration_seconds, d_attrs)
+    if cost_usd:
+        c_attrs = {**attrs, "gen_ai.agent.name": agent_name} if agent_name else attrs
+        _add("chenu.llm.cost.usd", cost_usd, c_attrs)
+
+
+def record_tool_call(
+    tool_name: str,
+    duration_seconds: float,
+    *,
+    success: bool = True,
+    agent_name: str | None = None,
+) -> None:
+    """Record one tool call by tool and outcome."""
+    attrs: dict[str, AttributeValue] = {
+        "gen_ai.tool.name": tool_name,
+        "chenu.outcome": "success" if success else "failure",
+    }
+    if agent_name:
+        attrs["gen_ai.agent.name"] = agent_name
+    _add("chenu.agent.tool.calls", 1, attrs)
+    _record("chenu.agent.tool.duration", duration_seconds, attrs)
+
+
+_THREAD_EVENT_COUNTERS: Final = {
+    "created": "chenu.thread.created",
+    "closed": "chenu.thread.closed",
+    "archived": "chenu.thread.closed",
+}
+
+
+def record_thread_event(
+    event_type: str,
+    thread_id: str | None = None,
+    *,
+    role: str | None = None,
+    tokens: int | None = None,
+    reason: str | None = None,
+) -> None:
+    """Record a thread lifecycle event: ``created``, ``message`` (with `role`, `tokens`),
+    ``closed``/``archived`` (with `reason`) or any other type (counted in chenu.thread.events).
+
+    `thread_id` is accepted for the seed's call sites and kept off metrics (an identifier).
+    """
+    del thread_id
+    event = event_type.lower()
+    _add("chenu.thread.events", 1, {"chenu.thread.event": event})
+    if event == "created":
+        _add("chenu.thread.created", 1, {})
+        _add("chenu.thread.active", 1, {})
+    elif event in ("closed", "archived"):
+        _add("chenu.thread.closed", 1, {"chenu.thread.close_reason": reason or event})
+        _add("chenu.thread.active", -1, {})
+    elif event == "message":
+        role_attrs: dict[str, AttributeValue] = {"chenu.message.role": role or "user"}
+        _add("chenu.thread.messages", 1, role_attrs)
+        if tokens is not None:
+            _record("chenu.thread.message.tokens", tokens, role_attrs)
+
+
+def record_websocket_connect(route: str) -> None:
+    """Count an accepted WebSocket connection on `route` (a template)."""
+    attrs: dict[str, AttributeValue] = {"http.route": route}
+    _add("chenu.websocket.connections", 1, attrs)
+    _add("chenu.websocket.connections.active", 1, attrs)
+
+
+def record_websocket_disconnect(route: str, duration_seconds: float | None = None) -> None:
+    """Count a closed WebSocket connection on `route` and record its lifetime."""
+    attrs: dict[str, AttributeValue] = {"http.route": route}
+    _add("chenu.websocket.connections.active", -1, attrs)
+    if duration_seconds is not None:
+        _record("chenu.websocket.connection.duration", duration_seconds, attrs)
+
+
+def record_websocket_message(route: str, direction: str, size_bytes: int | None = None) -> None:
+    """Count one WebSocket message; `direction` is ``received`` or ``sent``."""
+    attrs: dict[str, AttributeValue] = {"http.route": route}
+    name = (
+        "chenu.websocket.messages.sent"
+        if direction == "sent"
+        else ("chenu.websocket.messages.received")
+    )
+    _add(name, 1, attrs)
+    if size_bytes is not None:
+        _record("chenu.websocket.message.size", size_bytes,
+                {**attrs, "chenu.websocket.direction": direction})  # fmt: skip
+
+
+def record_error(error_type: str, *, source: str = "app") -> None:
+    """Count one error by type (an exception class name or a status) and layer."""
+    _add("chenu.errors", 1, {"error.type": error_type, "chenu.error.source": source})
+
+
+# --- prometheus_client-style facades -----------------------------------------------------------
+class _MetricFacade:
+    """Shared part of the facades: label handling that never raises into the caller."""
+
+    _kind: InstrumentKind = InstrumentKind.COUNTER
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        *,
+        unit: str = "",
+        _catalogue: str | None = None,
+        _label_map: Mapping[str, str | None] | None = None,
+        _fixed: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.unit = unit
+        self._catalogue = _catalogue
+        self._label_map = dict(_label_map or {})
+        self._fixed = dict(_fixed or {})
+        self._otel_name = name
+        if _catalogue is None and self._kind is InstrumentKind.COUNTER and name.endswith("_total"):
+            # Prometheus adds _total back on translation; keep the OTel name without it.
+            self._otel_name = name[: -len("_total")]
+        self._lock = threading.Lock()
+        self._provider: MeterProvider | None = None
+        self._instrument: Any = None
+        self._warned = False
+
+    def _otel_instrument(self) -> Any:
+        if self._catalogue is not None:
+            return instrument(self._catalogue)
+        provider = otel_metrics.get_meter_provider()
+        if provider is not self._provider:
+            with self._lock:
+                meter = _INSTRUMENTS.meter()
+                self._instrument = self._create(meter)
+                self._provider = provider
+        return self._instrument
+
+    def _create(self, meter: Meter) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _attributes(self, values: Sequence[str], kv: Mapping[str, Any]) -> dict[str, Any]:
+        given = dict(zip(self.labelnames, (str(v) for v in values), strict=False))
+        given.update({k: str(v) for k, v in kv.items()})
+        unknown = set(given) - set(self.labelnames)
+        if unknown and not self._warned:
+            self._warned = True
+            _log.warning(
+                "metric %s: labels %s are not among its labelnames %s; they are dropped",
+                self.name, sorted(unknown), list(self.labelnames),
+            )  # fmt: skip
+        attrs: dict[str, Any] = dict(self._fixed)
+        for key in self.labelnames:
+            target = self._label_map.get(key, key)
+            if target is not None and key in given:
+                attrs[target] = given[key]
+        return attrs
+
+    def labels(self, *values: str, **kv: Any) -> _BoundFacade:
+        """A child bound to label values, as in prometheus_client."""
+        return _BoundFacade(self, self._attributes(values, kv))
+
+
+class _BoundFacade:
+    def __init__(self, parent: _MetricFacade, attributes: dict[str, Any]) -> None:
+        self._parent = parent
+        self._attributes = attributes
+
+    def inc(self, amount: float = 1.0) -> None:
+        _facade_call(self._parent, "inc", amount, self._attributes)
+
+    def dec(self, amount: float = 1.0) -> None:
+        _facade_call(self._parent, "dec", amount, self._attributes)
+
+    def set(self, value: float) -> None:
+        _facade_call(self._parent, "set", value, self._attributes)
+
+    def observe(self, amount: float) -> None:
+        _facade_call(self._parent, "observe", amount, self._attributes)
+
+
+def _facade_call(facade: _MetricFacade, op: str, value: float, attributes: dict[str, Any]) -> None:
+    try:
+        inst = facade._otel_instrument()
+        if op == "inc":
+            inst.add(value, attributes)
+        elif op == "dec":
+            inst.add(-value, attributes)
+        elif op == "set":
+            inst.set(value, attributes)
+        else:
+            inst.record(value, attributes)
+    except Exception:  # telemetry never raises into the caller
+        _log.debug("metric %s: %s failed", facade.name, op, exc_info=True)
+
+
+class Counter(_MetricFacade):
+    """prometheus_client-style counter backed by an OTel Counter.
+
+    ``Counter("custom_events_total", "My custom events", ["event_type"])`` creates the OTel
+    counter ``custom_events`` (Prometheus name ``custom_events_total``). Labels outside
+    `labelnames` are dropped with one warning: the label names are the allow-list.
+    """
+
+    _kind = InstrumentKind.COUNTER
+
+    def _create(self, meter: Meter) -> Any:
+        return meter.create_counter(self._otel_name, unit=self.unit, description=self.documentation)
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Increase the unlabelled (or fixed-label) series by `amount`."""
+        _facade_call(self, "inc", amount, dict(self._fixed))
+
+
+class Gauge(_MetricFacade):
+    """prometheus_client-style gauge: ``inc``/``dec`` on an OTel UpDownCounter; ``set`` switches
+    the gauge to an OTel Gauge (use one style per gauge)."""
+
+    _kind = InstrumentKind.UP_DOWN_COUNTER
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gauge: Any = None
+        self._gauge_provider: MeterProvider | None = None
+
+    def _create(self, meter: Meter) -> Any:
+        return meter.create_up_down_counter(
+            self.name, unit=self.unit, description=self.documentation
+        )
+
+    def _set_instrument(self) -> Any:
+        provider = otel_metrics.get_meter_provider()
+        if provider is not self._gauge_provider:
+            with self._lock:
+                self._gauge = _INSTRUMENTS.meter().create_gauge(
+                    self.name, unit=self.unit, description=self.documentation
+                )
+                self._gauge_provider = provider
+        return self._gauge
+
+    def inc(self, amount: float = 1.0) -> None:
+        _facade_call(self, "inc", amount, dict(self._fixed))
+
+    def dec(self, amount: float = 1.0) -> None:
+        _facade_call(self, "dec", amount, dict(self._fixed))
+
+    def set(self, value: float) -> None:
+        try:
+            self._set_instrument().set(value, dict(self._fixed))
+        except Exception:  # telemetry never raises into the caller
+            _log.debug("metric %s: set failed", self.name, exc_info=True)
+
+    def labels(self, *values: str, **kv: Any) -> _BoundFacade:
+        return _BoundGauge(self, self._attributes(values, kv))
+
+
+class _BoundGauge(_BoundFacade):
+    def set(self, value: float) -> None:
+        parent = self._parent
+        assert isinstance(parent, Gauge)
+        try:
+            parent._set_instrument().set(value, self._attributes)
+        except Exception:  # telemetry never raises into the caller
+            _log.debug("metric %s: set failed", parent.name, exc_info=True)
+
+
+class Histogram(_MetricFacade):
+    """prometheus_client-style histogram backed by an OTel Histogram; `buckets` become the
+    instrument's bucket advice."""
+
+    _kind = InstrumentKind.HISTOGRAM
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str = "",
+        labelnames: Iterable[str] = (),
+        *,
+        buckets: Sequence[float] | None = None,
+        unit: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, documentation, labelnames, unit=unit, **kwargs)
+        self.buckets = tuple(b for b in (buckets or ()) if b != float("inf")) or None
+
+    def _create(self, meter: Meter) -> Any:
+        return meter.create_histogram(
+            self.name,
+            unit=self.unit,
+            description=self.documentation,
+            explicit_bucket_boundaries_advisory=list(self.buckets) if self.buckets else None,
+        )
+
+    def observe(self, amount: float) -> None:
+        _facade_call(self, "observe", amount, dict(self._fixed))
+
+
+# The seed's module-level metrics that call sites use directly, bound to catalogue instruments.
+agent_cost_usd_total: Final = Counter(
+    "agent_cost_usd_total",
+    "Total cost of agent runs in USD",
+    ["agent_id", "agent_name"],
+    _catalogue="chenu.agent.cost.usd",
+    _label_map={"agent_id": None, "agent_name": "gen_ai.agent.name"},
+)
+agent_executions_total: Final = Counter(
+    "agent_executions_total",
+    "Agent runs by status",
+    ["agent_id", "agent_name", "status"],
+    _catalogue="chenu.agent.executions",
+    _label_map={"agent_id": None, "agent_name": "gen_ai.agent.name", "status": "chenu.outcome"},
+)
+errors_total: Final = Counter(
+    "errors_total",
+    "Errors by type",
+    ["error_type", "component"],
+    _catalogue="chenu.errors",
+    _label_map={"error_type": "error.type", "component": "chenu.error.source"},
+)
+
+
+# --- Set-up and the /metrics pull endpoint -----------------------------------------------------
+_PROMETHEUS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def init_metrics(service: str, version: str, environment: str) -> None:
+    """Seed entry point: configure chenu-otel for this service (idempotent, never raises)."""
+    try:
+        configure = getattr(import_module("chenu_otel"), "configure", None)
+        if configure is None:
+            _log.warning("init_metrics(%r): chenu_otel.configure is not available", service)
+            return
+        configure(service_name=service, service_version=version, environment=environment)
+    except Exception:
+        _log.warning("init_metrics(%r) could not configure chenu-otel", service, exc_info=True)
+
+
+def _prometheus_registry() -> Any:
+    try:
+        hook = getattr(import_module("chenu_otel._providers"), "prometheus_registry", None)
+        return hook() if hook is not None else None
+    except Exception:
+        _log.debug("no Prometheus registry available", exc_info=True)
+        return None
+
+
+def get_metrics() -> bytes:
+    """The Prometheus text exposition of this process's metrics (seed-compatible).
+
+    Rendered from the prometheus_client registry that ``chenu_otel.configure()`` attached a
+    PrometheusMetricReader to (``chenu_otel._providers.prometheus_registry()``). Without one, an
+    empty exposition with a comment saying why.
+    """
+    registry = _prometheus_registry()
+    if registry is None:
+        return (
+            b"# chenu-otel: no Prometheus reader is configured; "
+            b"call chenu_otel.configure() first.\n"
+        )
+    try:
+        from prometheus_client import generate_latest
+
+        return bytes(generate_latest(registry))
+    except Exception:
+        _log.warning("rendering /metrics failed", exc_info=True)
+        return b"# chenu-otel: rendering the metrics failed; see the service log.\n"
+
+
+def get_content_type() -> str:
+    """The Content-Type of :func:`get_metrics` output (Prometheus text format 0.0.4)."""
+    try:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return str(CONTENT_TYPE_LATEST)
+    except Exception:
+        return _PROMETHEUS_CONTENT_TYPE
+
+
+# --- Generated reference -----------------------------------------------------------------------
+def metrics_markdown() -> str:
+    """The Markdown reference of the catalogue (``chenu_otel/METRICS.md`` is this text)."""
+    lines = [
+        "# chenu-otel metric catalogue",
+        "",
+        "Generated from `chenu_otel/metrics.py` by `chenu-otel metrics --format markdown`; "
+        "do not edit by hand.",
+        "",
+        "Prometheus names are what the standard OTLP → Prometheus translation produces "
+        "(OpenTelemetry Collector `prometheus`/`prometheusremotewrite` exporters, Prometheus' "
+        "native OTLP receiver with the default `UnderscoreEscapingWithSuffixes`). Histograms "
+        "are stored as `<name>_bucket`, `<name>_sum`, `<name>_count`; attribute keys become "
+        "labels with `.` replaced by `_`. Attributes outside a metric's allow-list are dropped "
+        "by the SDK views (`chenu_otel.metrics.views()`); identifiers (user, thread, run, "
+        "request) are never metric attributes.",
+        "",
+        f"{len(CATALOGUE)} instruments.",
+        "",
+    ]
+    for group, title in GROUPS.items():
+        specs = [s for s in CATALOGUE if s.group == group]
+        lines += [
+            f"## {title}",
+            "",
+            "| OTel name | Type | Unit | Prometheus name | Labels | Emitted by | Description |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for s in specs:
+            labels = ", ".join(f"`{a.replace('.', '_')}`" for a in s.attributes) or "—"
+            sem = " (semconv)" if s.semconv else ""
+            lines.append(
+                f"| `{s.name}`{sem} | {s.kind.value} | `{s.unit}` | `{s.prometheus_name}` "
+                f"| {labels} | {s.emitted_by} | {s.description} |"
+            )
+        lines.append("")
+    bucket_specs = [s for s in CATALOGUE if s.buckets]
+    lines += ["## Histogram bucket advice", "", "| OTel name | Buckets |", "|---|---|"]
+    for s in bucket_specs:
+        buckets = ", ".join(f"{b:g}" for b in s.buckets or ())
+        lines.append(f"| `{s.name}` | {buckets} |")
+    lines.append("")
+    return "\n".join(lines)
