@@ -1,1 +1,30 @@
-"""chenu-otel: OpenTelemetry-first telemetry for CHE·NU FastAPI services."""
+"""chenu-otel: OpenTelemetry-first telemetry for CHE·NU FastAPI services.
+
+One call turns a service into an OTLP emitter of correlated traces, metrics and logs, configured
+by the standard ``OTEL_*`` environment variables:
+
+>>> import chenu_otel
+>>> chenu_otel.configure(service_name="chenu-backend")  # doctest: +SKIP
+
+With zero code, ``opentelemetry-instrument python app.py`` does the same through this package's
+``opentelemetry_distro``/``opentelemetry_configurator`` entry points.
+"""
+
+from chenu_otel._providers import Pipeline, configure, current_pipeline, shutdown
+from chenu_otel.logging import bind_context, clear_context, get_logger, setup_logging
+from chenu_otel.tracing import add_span_attributes, create_span, get_tracer, traced
+
+__all__ = [
+    "Pipeline",
+    "add_span_attributes",
+    "bind_context",
+    "clear_context",
+    "configure",
+    "create_span",
+    "current_pipeline",
+    "get_logger",
+    "get_tracer",
+    "setup_logging",
+    "shutdown",
+    "traced",
+]
