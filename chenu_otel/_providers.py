@@ -143,7 +143,8 @@ def configure(
 ) -> Pipeline:
     """Build the TracerProvider, MeterProvider and LoggerProvider and set them globally.
 
-    Keyword arguments are defaults: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` win
+    Logging is set up too (JSON lines on stdout and OTel LogRecords) unless
+    `chenu_otel.logging.setup_logging()` ran before. Keyword arguments are defaults: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` win
     over them. Everything else comes from the standard ``OTEL_*`` variables (see the README's
     table). Malformed values produce a warning naming the variable and fall back to the
     documented default. A second call returns the existing pipeline and changes nothing.
@@ -190,6 +191,9 @@ def configure(
         propagate.set_global_textmap(_propagator(settings.propagators))
         _pipeline = pipeline
         atexit.register(pipeline.shutdown, 5_000)
+        from chenu_otel.logging import ensure_logging
+
+        ensure_logging()
         return pipeline
 
 

@@ -250,6 +250,17 @@ def setup_logging(
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    global _configured
+    _configured = True
+
+
+_configured = False
+
+
+def ensure_logging() -> None:
+    """Set up logging with the defaults unless `setup_logging` already ran."""
+    if not _configured:
+        setup_logging()
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:

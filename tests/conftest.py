@@ -1,0 +1,35 @@
+"""Fixtures shared by every layer: a clean OTEL_* environment and fresh OTel globals per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from chenu_otel import _providers
+from chenu_otel.testing import OtlpSink
+
+
+@pytest.fixture(autouse=True)
+def clean_otel_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No OTEL_* variable of the machine leaks into a test; globals are reset after it."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    yield
+    _providers.reset_for_tests()
+
+
+@pytest.fixture
+def memory_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No exporter from the environment: only what a test passes in is used."""
+    for signal in ("TRACES", "METRICS", "LOGS"):
+        monkeypatch.setenv(f"OTEL_{signal}_EXPORTER", "none")
+
+
+@pytest.fixture
+def otlp_sink() -> Iterator[OtlpSink]:
+    """A real OTLP receiver (gRPC + HTTP/protobuf) on 127.0.0.1."""
+    with OtlpSink() as sink:
+        yield sink
