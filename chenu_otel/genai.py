@@ -1,0 +1,491 @@
+"""Agent telemetry following the GenAI semantic conventions.
+
+Three context managers (usable with ``with`` in sync and async code) and matching decorators:
+
+* :func:`agent_run` — span ``invoke_agent {agent}`` (``gen_ai.agent.name``/``.id``, the thread id
+  as ``gen_ai.conversation.id``); on exit records ``chenu.agent.executions`` by outcome, run
+  duration, tokens, cost, steps, and charges the thread's token budget;
+* :func:`llm_call` — span ``chat {model}`` (CLIENT); :meth:`LLMCall.record_usage` is the one call
+  that records token usage (``gen_ai.client.token.usage`` by ``gen_ai.token.type``), cost and
+  budget consumption; on exit ``gen_ai.client.operation.duration``;
+* :func:`tool_call` — span ``execute_tool {tool}``; tool calls by outcome and duration.
+
+LLM and tool calls inside an agent run add to it (tokens, cost, steps). Identifiers (agent id,
+thread id, tool call id) go on spans only; metrics carry agent, model and tool names.
+Exceptions are recorded on the span, mark the outcome ``failure`` and propagate unchanged;
+telemetry errors never reach the caller.
+
+Example::
+
+    with agent_run("NOVA", agent_id="agent-001", thread_id=thread.id,
+                   token_budget=TokenBudget(limit=10_000, used=thread.tokens_used)) as run:
+        with llm_call("fake-gpt", provider="chenu-fake") as call:
+            reply = llm.complete(prompt)
+            call.record_usage(input_tokens=120, output_tokens=30, cost_usd=0.0009)
+        with tool_call("search"):
+            ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, ParamSpec, TypeVar, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from chenu_otel import metrics as _metrics
+from chenu_otel._follow import following_tracer
+
+__all__ = [
+    "AgentRun",
+    "LLMCall",
+    "TokenBudget",
+    "ToolCall",
+    "agent_run",
+    "current_agent_run",
+    "llm_call",
+    "tool_call",
+    "traced_agent",
+    "traced_tool",
+]
+
+_log = logging.getLogger(__name__)
+_tracer = following_tracer("chenu_otel.genai")
+_current_run: ContextVar[AgentRun | None] = ContextVar("chenu_agent_run", default=None)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SUCCESS: Final = "success"
+FAILURE: Final = "failure"
+
+
+@dataclass
+class TokenBudget:
+    """A thread's token budget: `limit` tokens, `used` before this run."""
+
+    limit: int
+    used: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+class _Operation:
+    """Shared span handling: start on enter, attach as current, end on exit."""
+
+    _span: Span
+    _token: object
+    _start: float
+
+    def _begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]) -> None:
+        self._start = time.perf_counter()
+        self._span = _tracer.start_span(name, kind=kind, attributes=attributes)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def _end_span(self, error: BaseException | None) -> str | None:
+        error_type = None
+        if error is not None:
+            error_type = type(error).__qualname__
+            self._span.record_exception(error)
+            self._span.set_attribute("error.type", error_type)
+            self._span.set_status(Status(StatusCode.ERROR, error_type))
+        self._span.end()
+        return error_type
+
+    def _detach(self) -> None:
+        try:
+            otel_context.detach(cast(Token[otel_context.Context], self._token))
+        except Exception:
+            _log.debug("context detach failed", exc_info=True)
+
+    @property
+    def span(self) -> Span:
+        """The operation's span (set more attributes on it if needed)."""
+        return self._span
+
+
+class AgentRun(_Operation):
+    """One agent run; created by :func:`agent_run`."""
+
+    def __init__(
+        self,
+        agent_name: str,
+        *,
+        agent_id: str | None = None,
+        thread_id: str | None = None,
+        token_budget: TokenBudget | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.agent_name = agent_name
+        self.agent_id = agent_id
+        self.thread_id = thread_id
+        self.token_budget = token_budget
+        self.provider = provider
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.steps = 0
+        self.outcome = SUCCESS
+        self._run_token: Token[AgentRun | None] | None = None
+
+    def __enter__(self) -> AgentRun:
+        try:
+            attrs: dict[str, Any] = {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": self.agent_name,
+            }
+            if self.agent_id:
+                attrs["gen_ai.agent.id"] = self.agent_id
+            if self.thread_id:
+                attrs["gen_ai.conversation.id"] = self.thread_id
+            if self.provider:
+                attrs["gen_ai.provider.name"] = self.provider
+            self._begin(f"invoke_agent {self.agent_name}", SpanKind.INTERNAL, attrs)
+            self._run_token = _current_run.set(self)
+            _metrics.instrument("chenu.agent.active_runs").add(
+                1, {"gen_ai.agent.name": self.agent_name}
+            )
+        except Exception:
+            _log.debug("agent run telemetry failed", exc_info=True)
+        return self
+
+    async def __aenter__(self) -> AgentRun:
+        return self.__enter__()
+
+    def fail(self) -> None:
+        """Mark the run as failed without raising (e.g. the agent gave up)."""
+        self.outcome = FAILURE
+
+    def add_usage(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.cost_usd += cost_usd
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._finish(exc)
+        except Exception:
+            _log.debug("agent run telemetry failed", exc_info=True)
+        finally:
+            if self._run_token is not None:
+                _current_run.reset(self._run_token)
+            self._detach()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        duration = time.perf_counter() - self._start
+        if exc is not None:
+            self.outcome = FAILURE
+        agent = {"gen_ai.agent.name": self.agent_name}
+        with_outcome = {**agent, "chenu.outcome": self.outcome}
+        total = self.input_tokens + self.output_tokens
+        span = self._span
+        span.set_attribute("gen_ai.usage.input_tokens", self.input_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", self.output_tokens)
+        span.set_attribute("chenu.cost.usd", self.cost_usd)
+        span.set_attribute("chenu.agent.steps", self.steps)
+        span.set_attribute("chenu.outcome", self.outcome)
+
+        inst = _metrics.instrument
+        inst("chenu.agent.executions").add(1, with_outcome)
+        inst("chenu.agent.execution.duration").record(duration, with_outcome)
+        inst("chenu.agent.steps").record(self.steps, with_outcome)
+        if self.input_tokens:
+            inst("chenu.agent.tokens").add(
+                self.input_tokens, {**agent, "gen_ai.token.type": "input"}
+            )
+        if self.output_tokens:
+            inst("chenu.agent.tokens").add(
+                self.output_tokens, {**agent, "gen_ai.token.type": "output"}
+            )
+        if self.cost_usd:
+            inst("chenu.agent.cost.usd").add(self.cost_usd, agent)
+        inst("chenu.agent.active_runs").add(-1, agent)
+
+        budget = self.token_budget
+        if budget is not None:
+            budget.used += total
+            span.set_attribute("chenu.token_budget.limit", budget.limit)
+            span.set_attribute("chenu.token_budget.used", budget.used)
+            span.set_attribute("chenu.token_budget.remaining", budget.remaining)
+            if total:
+                inst("chenu.thread.token_budget.used").add(total, agent)
+            inst("chenu.thread.token_budget.remaining").record(budget.remaining, agent)
+            if budget.limit > 0:
+                inst("chenu.thread.token_budget.utilization").record(
+                    min(budget.used / budget.limit, 1.0), agent
+                )
+            if budget.used >= budget.limit:
+                inst("chenu.thread.token_budget.exhausted").add(1, agent)
+        if exc is not None:
+            _metrics.record_error(type(exc).__qualname__, source="agent")
+        self._end_span(exc)
+
+
+class LLMCall(_Operation):
+    """One LLM call; created by :func:`llm_call`."""
+
+    def __init__(self, model: str, *, provider: str, operation: str = "chat") -> None:
+        self.model = model
+        self.provider = provider
+        self.operation = operation
+        self.response_model: str | None = None
+        self.run: AgentRun | None = None
+
+    def __enter__(self) -> LLMCall:
+        try:
+            self.run = _current_run.get()
+            attrs: dict[str, Any] = {
+                "gen_ai.operation.name": self.operation,
+                "gen_ai.provider.name": self.provider,
+                "gen_ai.request.model": self.model,
+            }
+            if self.run is not None:
+                attrs["gen_ai.agent.name"] = self.run.agent_name
+                if self.run.thread_id:
+                    attrs["gen_ai.conversation.id"] = self.run.thread_id
+            self._begin(f"{self.operation} {self.model}", SpanKind.CLIENT, attrs)
+        except Exception:
+            _log.debug("llm call telemetry failed", exc_info=True)
+        return self
+
+    async def __aenter__(self) -> LLMCall:
+        return self.__enter__()
+
+    def _metric_attrs(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": self.operation,
+            "gen_ai.provider.name": self.provider,
+            "gen_ai.request.model": self.model,
+        }
+        if self.response_model:
+            attrs["gen_ai.response.model"] = self.response_model
+        return attrs
+
+    def record_usage(
+        self,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float = 0.0,
+        response_model: str | None = None,
+        finish_reason: str | None = None,
+        response_id: str | None = None,
+    ) -> None:
+        """Record token usage (semconv histogram by token type), cost, and the agent run's share
+        of tokens and cost (charged to the thread budget when the run ends), in one call."""
+        try:
+            if response_model:
+                self.response_model = response_model
+            span = self._span
+            span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+            span.set_attribute("chenu.cost.usd", cost_usd)
+            if response_model:
+                span.set_attribute("gen_ai.response.model", response_model)
+            if finish_reason:
+                span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
+            if response_id:
+                span.set_attribute("gen_ai.response.id", response_id)
+            attrs = self._metric_attrs()
+            usage = _metrics.instrument("gen_ai.client.token.usage")
+            usage.record(input_tokens, {**attrs, "gen_ai.token.type": "input"})
+            usage.record(output_tokens, {**attrs, "gen_ai.token.type": "output"})
+            if cost_usd:
+                cost_attrs = dict(attrs)
+                if self.run is not None:
+                    cost_attrs["gen_ai.agent.name"] = self.run.agent_name
+                _metrics.instrument("chenu.llm.cost.usd").add(cost_usd, cost_attrs)
+            if self.run is not None:
+                self.run.add_usage(input_tokens, output_tokens, cost_usd)
+        except Exception:
+            _log.debug("llm usage telemetry failed", exc_info=True)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            duration = time.perf_counter() - self._start
+            error_type = self._end_span(exc)
+            attrs = self._metric_attrs()
+            if error_type:
+                attrs["error.type"] = error_type
+                _metrics.record_error(error_type, source="llm")
+            _metrics.instrument("gen_ai.client.operation.duration").record(duration, attrs)
+            if self.run is not None:
+                self.run.steps += 1
+        except Exception:
+            _log.debug("llm call telemetry failed", exc_info=True)
+        finally:
+            self._detach()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class ToolCall(_Operation):
+    """One tool call; created by :func:`tool_call`."""
+
+    def __init__(self, tool_name: str, *, call_id: str | None = None, tool_type: str = "function"):
+        self.tool_name = tool_name
+        self.call_id = call_id
+        self.tool_type = tool_type
+        self.run: AgentRun | None = None
+        self.outcome = SUCCESS
+
+    def __enter__(self) -> ToolCall:
+        try:
+            self.run = _current_run.get()
+            attrs: dict[str, Any] = {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": self.tool_name,
+                "gen_ai.tool.type": self.tool_type,
+            }
+            if self.call_id:
+                attrs["gen_ai.tool.call.id"] = self.call_id
+            if self.run is not None:
+                attrs["gen_ai.agent.name"] = self.run.agent_name
+                if self.run.thread_id:
+                    attrs["gen_ai.conversation.id"] = self.run.thread_id
+            self._begin(f"execute_tool {self.tool_name}", SpanKind.INTERNAL, attrs)
+        except Exception:
+            _log.debug("tool call telemetry failed", exc_info=True)
+        return self
+
+    async def __aenter__(self) -> ToolCall:
+        return self.__enter__()
+
+    def fail(self) -> None:
+        """Mark the call as failed without raising."""
+        self.outcome = FAILURE
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            duration = time.perf_counter() - self._start
+            if exc is not None:
+                self.outcome = FAILURE
+                _metrics.record_error(type(exc).__qualname__, source="tool")
+            attrs: dict[str, Any] = {
+                "gen_ai.tool.name": self.tool_name,
+                "chenu.outcome": self.outcome,
+            }
+            if self.run is not None:
+                attrs["gen_ai.agent.name"] = self.run.agent_name
+                self.run.steps += 1
+            _metrics.instrument("chenu.agent.tool.calls").add(1, attrs)
+            _metrics.instrument("chenu.agent.tool.duration").record(duration, attrs)
+            self._end_span(exc)
+        except Exception:
+            _log.debug("tool call telemetry failed", exc_info=True)
+        finally:
+            self._detach()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def agent_run(
+    agent_name: str,
+    *,
+    agent_id: str | None = None,
+    thread_id: str | None = None,
+    token_budget: TokenBudget | None = None,
+    provider: str | None = None,
+) -> AgentRun:
+    """Context manager for one agent run (span ``invoke_agent {agent_name}``)."""
+    return AgentRun(
+        agent_name,
+        agent_id=agent_id,
+        thread_id=thread_id,
+        token_budget=token_budget,
+        provider=provider,
+    )
+
+
+def llm_call(model: str, *, provider: str, operation: str = "chat") -> LLMCall:
+    """Context manager for one LLM call (span ``{operation} {model}``)."""
+    return LLMCall(model, provider=provider, operation=operation)
+
+
+def tool_call(tool_name: str, *, call_id: str | None = None) -> ToolCall:
+    """Context manager for one tool call (span ``execute_tool {tool_name}``)."""
+    return ToolCall(tool_name, call_id=call_id)
+
+
+def current_agent_run() -> AgentRun | None:
+    """The agent run the caller is inside, if any."""
+    return _current_run.get()
+
+
+def _decorate(factory: Callable[[], Any]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def decorator(func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with factory():
+                    return await func(*args, **kwargs)
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with factory():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def traced_agent(
+    agent_name: str, *, agent_id: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: run the (sync or async) function inside :func:`agent_run`."""
+    return _decorate(lambda: agent_run(agent_name, agent_id=agent_id))
+
+
+def traced_tool(tool_name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: run the (sync or async) function inside :func:`tool_call`."""
+    return _decorate(lambda: tool_call(tool_name))

@@ -1,0 +1,472 @@
+"""Request monitoring for ASGI apps: one server span, one duration measurement, one access log.
+
+``MonitoringMiddleware`` is pure ASGI (no ``BaseHTTPMiddleware``) and is the single owner of the
+HTTP server span and of ``http.server.request.duration``: chenu-otel does not use
+``FastAPIInstrumentor`` (no ``http receive``/``http send`` sub-spans, no second histogram, no
+per-request route re-matching). Per HTTP request it:
+
+* continues the caller's trace (global propagators) and starts a SERVER span named
+  ``{method} {route}`` with semconv attributes;
+* takes the request id from ``X-Request-ID`` when it is safe (1-128 chars of ``[A-Za-z0-9._-]``),
+  otherwise makes a fresh one; returns it in ``X-Request-ID`` with ``X-Process-Time`` (seconds
+  until the response started);
+* binds ``request_id`` and ``user_id`` into the structlog context for every log line of the
+  request, and sets ``chenu.request.id`` / ``user.id`` on the span. The user id comes from the
+  ``X-User-ID`` header (same safety rule); auth code that sets ``request.state.user_id`` gets it
+  on the span and the access log too (bind it yourself with ``bind_context`` for earlier lines);
+* records ``http.server.request.duration`` (route template from ``scope["route"]`` after the app
+  ran; unmatched requests carry no ``http.route``, so they all fall in one series per
+  method/status) inside the span, so the point carries the trace id as exemplar;
+* tracks ``http.server.active_requests``; optionally request/response body sizes;
+* records exceptions on the span (error status) and counts them in ``chenu.errors``;
+* writes one structlog access line (``http_request``) inside the span.
+
+WebSocket scopes get a SERVER span for the connection's life, connection counts and duration, and
+message counts in/out. Other scopes (lifespan) pass straight through. Telemetry failures are
+logged at debug level and never reach the application.
+
+Usage::
+
+    app.add_middleware(MonitoringMiddleware)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Final
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from chenu_otel import metrics as _metrics
+from chenu_otel._follow import following_tracer
+
+__all__ = ["MonitoringMiddleware", "safe_header_value"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+_log = logging.getLogger(__name__)
+# A lazy proxy, not a bound logger: it picks up setup_logging()'s configuration at each call.
+_access_log = structlog.get_logger()
+ACCESS_LOGGER: Final = "chenu_otel.access"
+
+REQUEST_ID_HEADER: Final = b"x-request-id"
+USER_ID_HEADER: Final = b"x-user-id"
+PROCESS_TIME_HEADER: Final = b"x-process-time"
+_SAFE_ID: Final = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+_OWN_HEADERS: Final = frozenset({REQUEST_ID_HEADER, PROCESS_TIME_HEADER})
+
+
+def safe_header_value(raw: bytes | None) -> str | None:
+    """`raw` decoded when it is 1-128 chars of ``[A-Za-z0-9._-]``, else None (never echoed)."""
+    if raw is None or _SAFE_ID.fullmatch(raw) is None:
+        return None
+    return raw.decode("ascii")
+
+
+class _HeaderGetter(Getter[Headers]):
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier if k == name]
+        return values or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [k.decode("latin-1") for k, _ in carrier]
+
+
+_GETTER: Final = _HeaderGetter()
+
+
+def _route_template(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    root = scope.get("app_root_path") or ""
+    return f"{root}{path}" if root and not path.startswith(root) else path
+
+
+def _state_user_id(scope: Scope) -> str | None:
+    state = scope.get("state")
+    if isinstance(state, dict):
+        value = state.get("user_id")
+        if value is not None:
+            return str(value)
+    return None
+
+
+_warned_native = False
+
+
+def _warn_native() -> None:
+    global _warned_native
+    _warned_native = True
+    _log.warning(
+        "FastAPI's native telemetry is also tracing this app: every request gets two server "
+        "spans and two duration measurements; call chenu_otel.instrumentation.instrument_app(app) "
+        "or create the app with FastAPI(telemetry={'tracing': False, 'metrics': False})"
+    )
+
+
+class MonitoringMiddleware:
+    """Pure ASGI request monitoring; see the module docstring for what it records.
+
+    Options (all keyword-only): `record_body_sizes` adds the semconv request/response body size
+    histograms (two more measurements per request); `active_requests` tracks
+    ``http.server.active_requests``; `access_log` writes one structlog line per request;
+    `excluded_paths` are raw paths served without telemetry (e.g. health checks).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        record_body_sizes: bool = False,
+        active_requests: bool = True,
+        access_log: bool = True,
+        excluded_paths: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.record_body_sizes = record_body_sizes
+        self.active_requests = active_requests
+        self.access_log = access_log
+        self.excluded_paths = frozenset(excluded_paths)
+        self._tracer = following_tracer("chenu_otel.middleware")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope.get("fastapi.telemetry") is not None and not _warned_native:
+            _warn_native()
+        if scope_type == "http" and scope.get("path") not in self.excluded_paths:
+            await self._http(scope, receive, send)
+        elif scope_type == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        try:
+            request = _RequestTelemetry(self, scope, start)
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("request telemetry set-up failed", exc_info=True)
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = request.on_response_start(message)
+            await send(message)
+
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            request.finish(error)
+
+    # --- WebSocket ----------------------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            session = _WebSocketTelemetry(self, scope)
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("websocket telemetry set-up failed", exc_info=True)
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            session.on_receive(message)
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            message = session.on_send(message)
+            await send(message)
+
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            session.finish(error)
+
+
+def _scan_ids(headers: Headers) -> tuple[str | None, str | None, bytes | None]:
+    """(request id, user id, content-length) from the request headers, in one pass."""
+    request_id = user_id = None
+    content_length = None
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            request_id = safe_header_value(value)
+        elif name == USER_ID_HEADER:
+            user_id = safe_header_value(value)
+        elif name == b"content-length":
+            content_length = value
+    return request_id, user_id, content_length
+
+
+class _RequestTelemetry:
+    """The telemetry state of one HTTP request (kept off the middleware for concurrency)."""
+
+    __slots__ = (
+        "content_length",
+        "log_tokens",
+        "method",
+        "mw",
+        "process_time",
+        "request_id",
+        "response_length",
+        "scope",
+        "span",
+        "start",
+        "status",
+        "token",
+        "user_id",
+    )
+
+    def __init__(self, mw: MonitoringMiddleware, scope: Scope, start: float) -> None:
+        self.mw = mw
+        self.scope = scope
+        self.start = start
+        headers: Headers = scope.get("headers") or []
+        request_id, self.user_id, self.content_length = _scan_ids(headers)
+        self.request_id = request_id or uuid.uuid4().hex
+        self.method = _metrics.normalize_method(scope.get("method", ""))
+        self.status = 0
+        self.process_time: float | None = None
+        self.response_length: bytes | None = None
+
+        attributes: dict[str, Any] = {
+            "http.request.method": self.method,
+            "url.path": scope.get("path", ""),
+            "url.scheme": scope.get("scheme", "http"),
+            "network.protocol.version": scope.get("http_version", "1.1"),
+            "chenu.request.id": self.request_id,
+        }
+        if self.method == "_OTHER":
+            attributes["http.request.method_original"] = str(scope.get("method", ""))
+        if self.user_id is not None:
+            attributes["user.id"] = self.user_id
+        client = scope.get("client")
+        if client:
+            attributes["client.address"] = client[0]
+        parent = propagate.extract(headers, getter=_GETTER) if headers else None
+        self.span = mw._tracer.start_span(
+            "HTTP" if self.method == "_OTHER" else self.method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+        self.token = otel_context.attach(trace.set_span_in_context(self.span, parent))
+        bound: dict[str, str] = {"request_id": self.request_id}
+        if self.user_id is not None:
+            bound["user_id"] = self.user_id
+        self.log_tokens = structlog.contextvars.bind_contextvars(**bound)
+        if mw.active_requests:
+            _metrics.instrument("http.server.active_requests").add(
+                1, {"http.request.method": self.method, "url.scheme": attributes["url.scheme"]}
+            )
+
+    def on_response_start(self, message: Message) -> Message:
+        try:
+            self.status = int(message["status"])
+            self.process_time = time.perf_counter() - self.start
+            headers: Headers = []
+            for name, value in message.get("headers") or ():
+                if name.lower() in _OWN_HEADERS:
+                    continue
+                if name == b"content-length":
+                    self.response_length = value
+                headers.append((name, value))
+            headers.append((REQUEST_ID_HEADER, self.request_id.encode("ascii")))
+            headers.append((PROCESS_TIME_HEADER, f"{self.process_time:.6f}".encode("ascii")))
+            return {**message, "headers": headers}
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("response header telemetry failed", exc_info=True)
+            return message
+
+    def finish(self, error: BaseException | None) -> None:
+        try:
+            self._finish(error)
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("request telemetry failed", exc_info=True)
+        finally:
+            try:
+                otel_context.detach(self.token)
+                structlog.contextvars.reset_contextvars(**self.log_tokens)
+            except Exception:
+                _log.debug("context reset failed", exc_info=True)
+
+    def _finish(self, error: BaseException | None) -> None:
+        duration = time.perf_counter() - self.start
+        scope, span = self.scope, self.span
+        status = self.status or 500  # no response started: the server answers 500
+        route = _route_template(scope)
+        scheme = scope.get("scheme", "http")
+        error_type: str | None = None
+        if error is not None:
+            error_type = type(error).__qualname__
+            span.record_exception(error)
+        elif status >= 500:
+            error_type = str(status)
+
+        metric_attrs: dict[str, Any] = {
+            "http.request.method": self.method,
+            "http.response.status_code": status,
+            "url.scheme": scheme,
+            "network.protocol.version": scope.get("http_version", "1.1"),
+        }
+        if route is not None:
+            metric_attrs["http.route"] = route
+            span.update_name(
+                f"HTTP {route}" if self.method == "_OTHER" else f"{self.method} {route}"
+            )
+            span.set_attribute("http.route", route)
+        span.set_attribute("http.response.status_code", status)
+        state_user = _state_user_id(scope) if self.user_id is None else None
+        if state_user is not None:
+            span.set_attribute("user.id", state_user)
+        if error_type is not None:
+            metric_attrs["error.type"] = error_type
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR, error_type))
+            _metrics.record_error(error_type, source="http")
+
+        # Inside the span: the measurement carries the trace id as exemplar.
+        _metrics.instrument("http.server.request.duration").record(duration, metric_attrs)
+        if self.mw.record_body_sizes:
+            self._record_sizes(metric_attrs)
+        if self.mw.active_requests:
+            _metrics.instrument("http.server.active_requests").add(
+                -1, {"http.request.method": self.method, "url.scheme": scheme}
+            )
+        if self.mw.access_log:
+            extra: dict[str, Any] = {}
+            if state_user is not None:
+                extra["user_id"] = state_user
+            if error_type is not None:
+                extra["error_type"] = error_type
+            _access_log.info(
+                "http_request",
+                logger=ACCESS_LOGGER,
+                http_method=self.method,
+                http_route=route,
+                http_path=scope.get("path", ""),
+                status_code=status,
+                duration_ms=round(duration * 1000.0, 3),
+                **extra,
+            )
+        span.end()
+
+    def _record_sizes(self, metric_attrs: dict[str, Any]) -> None:
+        for name, raw in (
+            ("http.server.request.body.size", self.content_length),
+            ("http.server.response.body.size", self.response_length),
+        ):
+            if raw is not None and raw.isdigit():
+                _metrics.instrument(name).record(int(raw), metric_attrs)
+
+
+class _WebSocketTelemetry:
+    """The telemetry state of one WebSocket connection."""
+
+    def __init__(self, mw: MonitoringMiddleware, scope: Scope) -> None:
+        self.scope = scope
+        self.start = time.perf_counter()
+        headers: Headers = scope.get("headers") or []
+        request_id, user_id, _ = _scan_ids(headers)
+        self.request_id = request_id or uuid.uuid4().hex
+        self.accepted = False
+        self._route_attrs: dict[str, Any] | None = None
+        attributes: dict[str, Any] = {
+            "url.path": scope.get("path", ""),
+            "url.scheme": scope.get("scheme", "ws"),
+            "chenu.request.id": self.request_id,
+        }
+        if user_id is not None:
+            attributes["user.id"] = user_id
+        parent = propagate.extract(headers, getter=_GETTER) if headers else None
+        self.span = mw._tracer.start_span(
+            "websocket", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        self.token = otel_context.attach(trace.set_span_in_context(self.span, parent))
+        bound = {"request_id": self.request_id}
+        if user_id is not None:
+            bound["user_id"] = user_id
+        self.log_tokens = structlog.contextvars.bind_contextvars(**bound)
+
+    def route_attrs(self) -> dict[str, Any]:
+        if self._route_attrs is None:
+            route = _route_template(self.scope)
+            if route is None:
+                return {}  # not routed yet: do not cache
+            self._route_attrs = {"http.route": route}
+            self.span.update_name(f"websocket {route}")
+            self.span.set_attribute("http.route", route)
+        return self._route_attrs
+
+    def on_receive(self, message: Message) -> None:
+        try:
+            if message.get("type") == "websocket.receive":
+                _metrics.instrument("chenu.websocket.messages.received").add(1, self.route_attrs())
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("websocket receive telemetry failed", exc_info=True)
+
+    def on_send(self, message: Message) -> Message:
+        try:
+            kind = message.get("type")
+            if kind == "websocket.send":
+                _metrics.instrument("chenu.websocket.messages.sent").add(1, self.route_attrs())
+            elif kind == "websocket.accept" and not self.accepted:
+                self.accepted = True
+                attrs = self.route_attrs()
+                _metrics.instrument("chenu.websocket.connections").add(1, attrs)
+                _metrics.instrument("chenu.websocket.connections.active").add(1, attrs)
+                headers = [
+                    (k, v) for k, v in message.get("headers") or () if k.lower() not in _OWN_HEADERS
+                ]
+                headers.append((REQUEST_ID_HEADER, self.request_id.encode("ascii")))
+                return {**message, "headers": headers}
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("websocket send telemetry failed", exc_info=True)
+        return message
+
+    def finish(self, error: BaseException | None) -> None:
+        try:
+            duration = time.perf_counter() - self.start
+            attrs = self.route_attrs()
+            if self.accepted:
+                _metrics.instrument("chenu.websocket.connections.active").add(-1, attrs)
+                _metrics.instrument("chenu.websocket.connection.duration").record(duration, attrs)
+            if error is not None:
+                error_type = type(error).__qualname__
+                self.span.record_exception(error)
+                self.span.set_attribute("error.type", error_type)
+                self.span.set_status(Status(StatusCode.ERROR, error_type))
+                _metrics.record_error(error_type, source="websocket")
+            self.span.end()
+        except Exception:  # telemetry never raises into the request path
+            _log.debug("websocket telemetry failed", exc_info=True)
+        finally:
+            try:
+                otel_context.detach(self.token)
+                structlog.contextvars.reset_contextvars(**self.log_tokens)
+            except Exception:
+                _log.debug("context reset failed", exc_info=True)
