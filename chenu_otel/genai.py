@@ -96,7 +96,7 @@ class _Operation:
     def _end_span(self, error: BaseException | None) -> str | None:
         error_type = None
         if error is not None:
-            error_type = type(error).__qualname__
+            error_type = type(error).__name__
             self._span.record_exception(error)
             self._span.set_attribute("error.type", error_type)
             self._span.set_status(Status(StatusCode.ERROR, error_type))
@@ -241,7 +241,7 @@ class AgentRun(_Operation):
             if budget.used >= budget.limit:
                 inst("chenu.thread.token_budget.exhausted").add(1, agent)
         if exc is not None:
-            _metrics.record_error(type(exc).__qualname__, source="agent")
+            _metrics.record_error(type(exc).__name__, source="agent")
         self._end_span(exc)
 
 
@@ -400,7 +400,7 @@ class ToolCall(_Operation):
             duration = time.perf_counter() - self._start
             if exc is not None:
                 self.outcome = FAILURE
-                _metrics.record_error(type(exc).__qualname__, source="tool")
+                _metrics.record_error(type(exc).__name__, source="tool")
             attrs: dict[str, Any] = {
                 "gen_ai.tool.name": self.tool_name,
                 "chenu.outcome": self.outcome,

@@ -158,7 +158,7 @@ def instrument_engine(engine: Any, *, pool_name: str | None = None) -> None:
             return
         try:
             attrs = _sql_attributes(system, exception_context.statement or "")
-            error_type = type(exception_context.original_exception).__qualname__
+            error_type = type(exception_context.original_exception).__name__
             attrs["error.type"] = error_type
             _metrics.instrument("db.client.operation.duration").record(
                 time.perf_counter() - start, attrs

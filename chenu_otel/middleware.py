@@ -322,7 +322,7 @@ class _RequestTelemetry:
         scheme = scope.get("scheme", "http")
         error_type: str | None = None
         if error is not None:
-            error_type = type(error).__qualname__
+            error_type = type(error).__name__
             span.record_exception(error)
         elif status >= 500:
             error_type = str(status)
@@ -456,7 +456,7 @@ class _WebSocketTelemetry:
                 _metrics.instrument("chenu.websocket.connections.active").add(-1, attrs)
                 _metrics.instrument("chenu.websocket.connection.duration").record(duration, attrs)
             if error is not None:
-                error_type = type(error).__qualname__
+                error_type = type(error).__name__
                 self.span.record_exception(error)
                 self.span.set_attribute("error.type", error_type)
                 self.span.set_status(Status(StatusCode.ERROR, error_type))
