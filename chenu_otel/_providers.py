@@ -144,10 +144,11 @@ def configure(
     """Build the TracerProvider, MeterProvider and LoggerProvider and set them globally.
 
     Logging is set up too (JSON lines on stdout and OTel LogRecords) unless
-    `chenu_otel.logging.setup_logging()` ran before. Keyword arguments are defaults: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` win
-    over them. Everything else comes from the standard ``OTEL_*`` variables (see the README's
-    table). Malformed values produce a warning naming the variable and fall back to the
-    documented default. A second call returns the existing pipeline and changes nothing.
+    `chenu_otel.logging.setup_logging()` ran before. Keyword arguments are defaults:
+    ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` win over them. Everything else
+    comes from the standard ``OTEL_*`` variables (see the README's table). Malformed values
+    produce a warning naming the variable and fall back to the documented default. A second
+    call returns the existing pipeline and changes nothing.
 
     `metrics_endpoint` adds a pull reader whose data `chenu_otel.metrics.get_metrics()` renders
     for a ``/metrics`` route (also added when ``OTEL_METRICS_EXPORTER`` lists ``prometheus``).

@@ -54,19 +54,22 @@ def test_malformed_setting_warns_and_service_keeps_working(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_sink.grpc_endpoint)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("OTEL_BLRP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
     if name == "OTEL_TRACES_SAMPLER_ARG":
         monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv(name, value)
 
-    with caplog.at_level(logging.WARNING, logger="chenu_otel"):
-        with capture_telemetry(service_name="settings-test") as telemetry:
-            with create_span("still-served"):
-                get_logger("app").info("still_logging")
-            assert [s.name for s in telemetry.spans()] == ["still-served"]
-            assert [r.log_record.body for r in telemetry.logs()] == ["still_logging"]
-            if exports:
-                telemetry.pipeline.force_flush(5_000)
-                otlp_sink.wait_for(lambda s: s.spans() and s.logs(), timeout=10)
+    with (
+        caplog.at_level(logging.WARNING, logger="chenu_otel"),
+        capture_telemetry(service_name="settings-test") as telemetry,
+    ):
+        with create_span("still-served"):
+            get_logger("app").info("still_logging")
+        assert [s.name for s in telemetry.spans()] == ["still-served"]
+        assert [r.log_record.body for r in telemetry.logs()] == ["still_logging"]
+        if exports:
+            telemetry.pipeline.force_flush(5_000)
+            otlp_sink.wait_for(lambda s: s.spans() and s.logs(), timeout=10)
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(name in w and shown in w for w in warnings), warnings
