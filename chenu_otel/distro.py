@@ -47,5 +47,6 @@ class ChenuConfigurator(_BaseConfigurator):
         from chenu_otel._providers import configure
         from chenu_otel.logging import setup_logging
 
-        configure()
+        version = kwargs.get("auto_instrumentation_version")
+        configure(resource_attributes={"telemetry.auto.version": version} if version else None)
         setup_logging(level=os.environ.get("CHENU_OTEL_LOG_LEVEL", "INFO"))

@@ -184,6 +184,16 @@ def _orjson_dumps(value: Any, **kwargs: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is at the time of the write (it may be swapped)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def _shared_processors() -> list[structlog.typing.Processor]:
     """The chain every record passes through, from structlog or from stdlib logging."""
     return [
@@ -215,7 +225,7 @@ def setup_logging(
         raise ValueError(
             f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
         )
-    out = stream or sys.stdout
+    out: Any = stream or _CurrentStdout()
     shared = _shared_processors()
 
     structlog.configure(
