@@ -28,7 +28,7 @@ INSTRUMENTOR_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
-class ChenuDistro(BaseDistro):
+class ChenuDistro(BaseDistro):  # type: ignore[misc]
     """Sets chenu-otel's environment defaults and instrumentation options."""
 
     def _configure(self, **kwargs: Any) -> None:

@@ -228,7 +228,7 @@ class _Reader:
         specific = f"OTEL_EXPORTER_OTLP_{signal.upper()}_{suffix}"
         generic = f"OTEL_EXPORTER_OTLP_{suffix}"
         marker = object()
-        value = self.get(specific, parse, marker)  # type: ignore[arg-type]
+        value = self.get(specific, parse, marker)
         if value is not marker:
             return value, True  # type: ignore[return-value]
         return self.get(generic, parse, default), False

@@ -280,7 +280,7 @@ class OtlpSink:
             time.sleep(0.05)
 
 
-_HTTP_PATHS = {
+_HTTP_PATHS: dict[str, tuple[str, Any]] = {
     "/v1/traces": ("traces", trace_service_pb2.ExportTraceServiceRequest),
     "/v1/metrics": ("metrics", metrics_service_pb2.ExportMetricsServiceRequest),
     "/v1/logs": ("logs", logs_service_pb2.ExportLogsServiceRequest),

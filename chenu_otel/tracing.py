@@ -129,7 +129,7 @@ def traced(
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 with create_span(span_name, attributes):
-                    return await func(*args, **kwargs)  # type: ignore[misc]
+                    return await func(*args, **kwargs)
 
             return cast(Callable[P, R], async_wrapper)
 
