@@ -173,9 +173,11 @@ def _drop_private(
     logger: object, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """Last step before rendering: drop internal keys, put the fixed keys first."""
-    ordered = {key: event_dict[key] for key in _LEADING_KEYS if key in event_dict}
+    ordered = {key: event_dict[key] for key in _LEADING_KEYS if event_dict.get(key) is not None}
+    if not ordered.get("logger"):
+        ordered.pop("logger", None)
     for key, value in event_dict.items():
-        if key not in ordered and not key.startswith("_"):
+        if key not in _LEADING_KEYS and not key.startswith("_"):
             ordered[key] = value
     return ordered
 
@@ -194,9 +196,18 @@ class _CurrentStdout:
         sys.stdout.flush()
 
 
+class _NamedPrintLogger(structlog.PrintLogger):
+    """structlog's PrintLogger with the name `get_logger(name)` gave it."""
+
+    def __init__(self, file: Any, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
 def _shared_processors() -> list[structlog.typing.Processor]:
     """The chain every record passes through, from structlog or from stdlib logging."""
     return [
+        structlog.stdlib.add_logger_name,
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         _add_timestamp,
@@ -237,7 +248,7 @@ def setup_logging(
             _renderer(format),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=lambda *args: _NamedPrintLogger(out, str(args[0]) if args else ""),
         cache_logger_on_first_use=False,
     )
 
@@ -245,7 +256,7 @@ def setup_logging(
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -275,8 +286,8 @@ def ensure_logging() -> None:
 
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:
     """A structlog logger; ``name`` becomes the ``logger`` key and the OTel scope name."""
-    logger = structlog.get_logger(**initial_values)
-    return logger.bind(logger=name) if name is not None else logger
+    # Lazy: a module-level `logger = get_logger(__name__)` follows a later setup_logging().
+    return structlog.get_logger(*([name] if name else []), **initial_values)
 
 
 def bind_context(**values: Any) -> None:

@@ -250,3 +250,36 @@ def test_histogram_in_sampled_span_has_exemplar(memory_only: None) -> None:
     (exemplar,) = [e for e in point.exemplars]
     assert exemplar.trace_id == span.get_span_context().trace_id
     assert exemplar.span_id == span.get_span_context().span_id
+
+
+def test_seed_logging_helpers_emit_structured_records(
+    memory_only: None, stdout: io.StringIO
+) -> None:
+    """The earlier module's log_* helpers keep working under the chenu_otel prefix."""
+    from chenu_otel.logging import (
+        log_agent_execution,
+        log_cache_operation,
+        log_database_query,
+        log_request,
+        log_thread_event,
+    )
+
+    with capture_telemetry() as telemetry:
+        log_request("GET", "/agents", 503, 12.3456)
+        log_database_query("select", "threads", 1.5, rows=2)
+        log_cache_operation("get", "thread:1", hit=False)
+        log_agent_execution("agent-001", "NOVA", 1200.0, 150, 0.0045, success=False)
+        log_thread_event("t-1", "message_added", tokens_used=42)
+        records = [r.log_record for r in telemetry.logs()]
+
+    assert [(r.body, r.severity_text) for r in records] == [
+        ("http_request", "ERROR"),
+        ("database_query", "INFO"),
+        ("cache_operation", "INFO"),
+        ("agent_execution", "ERROR"),
+        ("thread_event", "INFO"),
+    ]
+    assert records[0].attributes["status_code"] == 503
+    assert records[3].attributes["cost_usd"] == 0.0045
+    assert records[4].attributes["tokens_used"] == 42
+    assert len(_lines(stdout)) == 5
