@@ -134,13 +134,16 @@ def instrument_engine(engine: Any, *, pool_name: str | None = None) -> None:
 
     system = _system_name(sync_engine.dialect.name)
 
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        context = args[2] if len(args) >= 3 else None
-        if context is not None:
+    # Signature: (conn, cursor, statement, parameters, context, executemany).
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:  # fmt: skip
+        try:
             setattr(context, _START_KEY, time.perf_counter())
+        except Exception:  # telemetry never raises into the caller
+            _log.debug("db timing failed", exc_info=True)
 
-    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        context = args[2] if len(args) >= 3 else None
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+              executemany: bool) -> None:  # fmt: skip
         start = getattr(context, _START_KEY, None)
         if start is None:
             return
@@ -197,7 +200,7 @@ def _instrument_pool(sync_engine: Any, pool_name: str) -> None:
 
     def count(state: dict[str, Any], delta: int) -> None:
         try:
-            _metrics.instrument("db.client.connection.count").add(delta, state)
+            _metrics.instrument("db.client.connections.usage").add(delta, state)
         except Exception:  # telemetry never raises into the caller
             _log.debug("pool metric failed", exc_info=True)
 

@@ -278,9 +278,11 @@ _SPECS: tuple[tuple[str, list[MetricSpec]], ...] = (
                "Number of rows returned by the operation.", _DB_ATTRS,
                buckets=(0, 1, 2, 5, 10, 50, 100, 500, 1000, 10000), semconv=True,
                emitted_by=_SQLA),
-            _m("db.client.connection.count", UDC, "{connection}",
-               "Number of connections that are currently in the state described by the state "
-               "attribute.", ("db.client.connection.state", *_POOL_ATTRS), semconv=True,
+            # Semconv's db.client.connection.count would translate to db_client_connection_count,
+            # which promtool rejects (a gauge ending in _count): keep the earlier semconv name.
+            _m("db.client.connections.usage", UDC, "{connection}",
+               "Connections in each state (idle, used); the earlier semconv name of "
+               "db.client.connection.count.", ("db.client.connection.state", *_POOL_ATTRS),
                emitted_by=_POOL),
             _m("db.client.connection.idle.max", UDC, "{connection}",
                "The maximum number of idle open connections allowed.", _POOL_ATTRS,
@@ -418,9 +420,9 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = tuple(
 )
 _BY_NAME: Final[dict[str, MetricSpec]] = {s.name: s for s in CATALOGUE}
 
-# Metrics emitted by contrib instrumentations that duplicate catalogue ones under old semconv
-# names; views() drops them so each thing is measured once.
-DROPPED_INSTRUMENTS: Final = ("db.client.connections.usage",)
+# Metrics emitted by contrib instrumentations that duplicate catalogue ones; views() drops them so
+# each thing is measured once. (The contrib SQLAlchemy pool counter gets a no-op instrument.)
+DROPPED_INSTRUMENTS: Final[tuple[str, ...]] = ()
 
 
 def spec(name: str) -> MetricSpec:

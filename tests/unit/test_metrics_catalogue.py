@@ -131,3 +131,13 @@ def test_cli_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> Non
         "http_request_method",
         "http_route",
     ]
+
+
+def test_prometheus_names_pass_promtool_suffix_rules() -> None:
+    """Only histograms end in _count/_sum/_bucket and only counters in _total (promtool lint)."""
+    for s in CATALOGUE:
+        name = s.prometheus_name
+        if s.kind is not InstrumentKind.HISTOGRAM:
+            assert not name.endswith(("_count", "_sum", "_bucket")), name
+        if s.kind is not InstrumentKind.COUNTER:
+            assert not name.endswith("_total"), name

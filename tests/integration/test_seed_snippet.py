@@ -1,0 +1,70 @@
+"""The earlier module's integration snippet runs with only the import prefix changed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+
+import chenu_otel
+from chenu_otel import _providers
+
+
+def build_seed_app() -> FastAPI:
+    # --- the seed README's snippet, `app.` replaced by `chenu_otel.` ---
+    from chenu_otel.logging import setup_logging
+    from chenu_otel.metrics import init_metrics
+    from chenu_otel.middleware import MonitoringMiddleware
+    from chenu_otel.tracing import instrument_fastapi, setup_tracing
+
+    app = FastAPI()
+
+    @app.on_event("startup")
+    async def startup() -> None:
+        setup_logging(level="INFO", format="json")
+        init_metrics("chenu-backend", "1.0.0", "dev")
+        setup_tracing()
+        instrument_fastapi(app)
+
+    app.add_middleware(MonitoringMiddleware)
+
+    @app.get("/metrics")
+    async def metrics():  # type: ignore[no-untyped-def]
+        from fastapi import Response
+
+        from chenu_otel.metrics import get_content_type, get_metrics
+
+        return Response(get_metrics(), media_type=get_content_type())
+
+    # --- end of snippet ---
+
+    @app.get("/agents")
+    async def agents() -> list[str]:
+        return ["NOVA"]
+
+    return app
+
+
+def test_seed_snippet_serves_requests_and_metrics(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Startup configures everything; requests are measured; /metrics is valid Prometheus text."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+    _providers.reset_for_tests()
+    with TestClient(build_seed_app()) as client:
+        assert (
+            client.get("/agents", headers={"X-Request-ID": "seed-1"}).headers["x-request-id"]
+            == "seed-1"
+        )
+        body = client.get("/metrics").content
+    assert chenu_otel.current_pipeline() is not None
+    assert b"http_server_request_duration_seconds_count{" in body
+    assert b'http_route="/agents"' in body
+    assert b'service_name="chenu-backend"' in body or b"chenu-backend" in body
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: apt-get install prometheus (Debian) provides it"
+    check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                           timeout=30, check=False)  # fmt: skip
+    assert check.returncode == 0, check.stderr.decode()
