@@ -130,7 +130,7 @@ def instrument_engine(engine: Any, *, pool_name: str | None = None) -> None:
 
     tracer = FollowingTracerProvider().get_tracer("opentelemetry.instrumentation.sqlalchemy")
     # Pool use is measured below under the stable semconv names; the contrib counter is unused.
-    EngineTracer(tracer, sync_engine, NoOpUpDownCounter("db.client.connections.usage"))  # type: ignore[no-untyped-call]
+    EngineTracer(tracer, sync_engine, NoOpUpDownCounter("db.client.connections.usage"))
 
     system = _system_name(sync_engine.dialect.name)
 
