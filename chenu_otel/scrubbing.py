@@ -10,6 +10,7 @@ reach it in the first place.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ _SECRET_VALUE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True when an attribute called `key` must not leave the process with its value."""
     return SECRET_KEY.search(key) is not None
@@ -38,7 +40,12 @@ def is_secret_key(key: str) -> bool:
 
 def scrub_value(value: str) -> str:
     """Mask credentials embedded in a string (``Bearer abc…``, ``https://u:p@host``)."""
-    return _SECRET_VALUE.sub(_mask, value) if len(value) >= 8 else value
+    # Both patterns need whitespace or an "@": a few substring scans spare most regex runs.
+    if len(value) < 8 or not (
+        "@" in value or " " in value or "\t" in value or "\n" in value
+    ):
+        return value
+    return _SECRET_VALUE.sub(_mask, value)
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -73,9 +80,12 @@ def scrub_event_dict(
 ) -> MutableMapping[str, Any]:
     """structlog processor: scrub the event's key-values (and the event text) in place."""
     for key, value in event_dict.items():
-        new = _scrubbed(key, value)
-        if new is not value:
-            event_dict[key] = new
+        if is_secret_key(key):
+            event_dict[key] = REDACTED
+        elif type(value) is str and len(value) >= 8:
+            new = scrub_value(value)
+            if new != value:
+                event_dict[key] = new
     return event_dict
 
 
