@@ -271,8 +271,9 @@ def setup_logging(
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(numeric_level)
-    global _configured
+    global _configured, _generation
     _configured = True
+    _generation += 1
 
 
 _configured = False
@@ -284,10 +285,48 @@ def ensure_logging() -> None:
         setup_logging()
 
 
+_generation = 0  # bumped by setup_logging(): loggers re-resolve their configuration
+
+
+class _Logger:
+    """What `get_logger` returns: resolves structlog's configuration lazily, once per
+    `setup_logging()` call, so module-level loggers follow a later set-up without paying
+    structlog's per-call lazy binding."""
+
+    __slots__ = ("_bound", "_generation", "_name", "_values")
+
+    def __init__(self, name: str | None, values: dict[str, Any]) -> None:
+        self._name = name
+        self._values = values
+        self._bound: Any = None
+        self._generation = -1
+
+    def _resolve(self) -> Any:
+        if self._generation != _generation:
+            args = [self._name] if self._name else []
+            self._bound = structlog.get_logger(*args).bind(**self._values)
+            self._generation = _generation
+        return self._bound
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._resolve(), method)
+
+    def bind(self, **values: Any) -> _Logger:
+        return _Logger(self._name, {**self._values, **values})
+
+    def new(self, **values: Any) -> _Logger:
+        return _Logger(self._name, dict(values))
+
+    def unbind(self, *keys: str) -> _Logger:
+        return _Logger(self._name, {k: v for k, v in self._values.items() if k not in keys})
+
+
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:
-    """A structlog logger; ``name`` becomes the ``logger`` key and the OTel scope name."""
-    # Lazy: a module-level `logger = get_logger(__name__)` follows a later setup_logging().
-    return structlog.get_logger(*([name] if name else []), **initial_values)
+    """A structlog logger; ``name`` becomes the ``logger`` key and the OTel scope name.
+
+    Safe at module level: it follows a `setup_logging()` that runs later.
+    """
+    return _Logger(name, initial_values)
 
 
 def bind_context(**values: Any) -> None:

@@ -39,7 +39,7 @@ from importlib import import_module
 from typing import Any, Final
 
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.util.types import AttributeValue
 
@@ -550,7 +550,41 @@ class _Instruments:
             return self._by_name[name]
 
 
+class _Tally:
+    """An up-down count kept in process and observed at collection time.
+
+    For counts that change twice per request (active requests) a dict update is far cheaper than
+    two SDK measurements (attribute validation, view lookup, aggregation); the exported metric is
+    the same non-monotonic sum. Callers use ``add`` like on an UpDownCounter.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
+
+    def add(self, amount: int, attributes: Mapping[str, AttributeValue] | None = None) -> None:
+        key = tuple(attributes.items()) if attributes else ()
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+
+    def observe(self, options: CallbackOptions) -> list[Observation]:
+        with self._lock:
+            counts = list(self._counts.items())
+        return [Observation(value, dict(key)) for key, value in counts]
+
+
+# Catalogue up-down counters kept as in-process tallies (see _Tally); one tally per metric
+# survives provider changes, so the count stays right when a test swaps providers.
+_TALLIES: Final = {"http.server.active_requests": _Tally()}
+
+
 def _create(meter: Meter, s: MetricSpec) -> Any:
+    tally = _TALLIES.get(s.name)
+    if tally is not None:
+        meter.create_observable_up_down_counter(
+            s.name, callbacks=[tally.observe], unit=s.unit, description=s.description
+        )
+        return tally
     if s.kind is InstrumentKind.COUNTER:
         return meter.create_counter(s.name, unit=s.unit, description=s.description)
     if s.kind is InstrumentKind.UP_DOWN_COUNTER:

@@ -47,6 +47,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chenu_otel import metrics as _metrics
 from chenu_otel._follow import following_tracer
+from chenu_otel.logging import get_logger
 
 __all__ = ["MonitoringMiddleware", "safe_header_value"]
 
@@ -58,9 +59,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 _log = logging.getLogger(__name__)
-# A lazy proxy, not a bound logger: it picks up setup_logging()'s configuration at each call.
-_access_log = structlog.get_logger()
 ACCESS_LOGGER: Final = "chenu_otel.access"
+_access_log = get_logger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 USER_ID_HEADER: Final = b"x-user-id"
@@ -365,7 +365,6 @@ class _RequestTelemetry:
                 extra["error_type"] = error_type
             _access_log.info(
                 "http_request",
-                logger=ACCESS_LOGGER,
                 http_method=self.method,
                 http_route=route,
                 http_path=scope.get("path", ""),
