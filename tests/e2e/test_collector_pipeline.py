@@ -319,3 +319,22 @@ def test_collector_masks_secrets_that_reach_it_unscrubbed(pipeline: Pipeline) ->
     assert log_record.attributes["x-api-key"] == MASK
     assert point.attributes["client_secret"] == MASK
     assert point.attributes["note"] == MASK
+
+
+def test_collector_exposes_its_own_pipeline_metrics(pipeline: Pipeline) -> None:
+    """The collector's own metrics show what it accepted and how full each disk queue is."""
+    wait_for(pipeline, "the gRPC burst's span", lambda d: d.spans)
+
+    def accepted_and_queued() -> str | None:
+        text = pipeline.collector.own_metrics()
+        return text if "otelcol_receiver_accepted_spans" in text else None
+
+    text = poll_until(accepted_and_queued, timeout=30, what="otelcol_* metrics")
+    for name in (
+        "otelcol_receiver_accepted_log_records",
+        "otelcol_receiver_accepted_metric_points",
+        "otelcol_exporter_queue_size",
+        "otelcol_exporter_queue_capacity",
+    ):
+        assert name in text, f"{name} missing from the collector's own metrics"
+    assert 'exporter="otlp_grpc/jaeger"' in text
