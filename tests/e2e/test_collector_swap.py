@@ -50,8 +50,9 @@ def test_vendor_overlay_moves_all_signals_without_touching_the_app(
         "VENDOR_OTLP_HEADERS": '{"x-vendor-key": "k-123"}',
         "VENDOR_OTLP_COMPRESSION": "gzip",
     }
-    ports = {"grpc_port": free_port(), "http_port": free_port()}
-    app_env = sender_env(f"http://127.0.0.1:{ports['http_port']}", "http/protobuf")
+    # Same app settings for both runs: the collector keeps its address, only its config changes.
+    grpc_port, http_port = free_port(), free_port()
+    app_env = sender_env(f"http://127.0.0.1:{http_port}", "http/protobuf")
     configs = {"self-hosted": [BASE_CONFIG], "vendor": [BASE_CONFIG, OVERLAY_DIR / "vendor.yaml"]}
     try:
         for marker, config in configs.items():
@@ -62,16 +63,19 @@ def test_vendor_overlay_moves_all_signals_without_touching_the_app(
                 storage_dir=tmp_path / f"storage-{marker}",
                 name=f"collector-{marker}",
                 env=collector_env,
-                **ports,
+                grpc_port=grpc_port,
+                http_port=http_port,
             ).start()
             try:
                 summary = run_burst(app_env, marker, "chenu-e2e-swap", "not-a-secret")
                 assert summary["errors"] == 0, summary
                 target = self_hosted if marker == "self-hosted" else vendor
+
+                def arrived(target: DownstreamCollector = target, marker: str = marker) -> bool:
+                    return all(marker in seen for seen in markers(target.received()).values())
+
                 poll_until(
-                    lambda t=target, m=marker: all(
-                        m in seen for seen in markers(t.received()).values()
-                    ),
+                    arrived,
                     timeout=30,
                     what=f"all three signals of the {marker} run at {target.name}",
                 )
