@@ -341,7 +341,7 @@ def database_cache() -> Dashboard:
                 f'sum by (error_type) (rate({db}_count{{{SVC}, error_type!=""}}[{RATE}]))')],
                   unit="ops"),
             Panel("Pool connections by state", [q(
-                f"sum by (db_client_connection_state) (db_client_connection_count{{{SVC}}})")]),
+                f"sum by (db_client_connection_state) (db_client_connections_usage{{{SVC}}})")]),
             Panel("Connection use time p95", [q(p95("db_client_connection_use_time_seconds",
                                                     "db_client_connection_pool_name"))],
                   unit="s"),
