@@ -94,3 +94,7 @@ def test_vendor_overlay_moves_all_signals_without_touching_the_app(
         assert "vendor" not in at_self_hosted[signal], f"vendor-run {signal} leaked to self-hosted"
         assert "vendor" in at_vendor[signal], f"{signal} missing at the vendor"
         assert "self-hosted" not in at_vendor[signal], f"self-hosted {signal} leaked to the vendor"
+    # The vendor's auth header from VENDOR_OTLP_HEADERS went out with the data.
+    vendor_spans = vendor.received().spans
+    assert vendor_spans
+    assert {s.attributes.get("downstream.x-vendor-key") for s in vendor_spans} == {"k-123"}
