@@ -90,15 +90,21 @@ def add_trace_context(
     return event_dict
 
 
+_second_cache: list[Any] = [-1, ""]  # [epoch second, its "YYYY-MM-DDTHH:MM:SS" text]
+
+
 def _add_timestamp(
     logger: object, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """ISO-8601 UTC ``timestamp`` with milliseconds, and the exact time for the LogRecord."""
     now = time.time_ns()
+    second = now // 1_000_000_000
+    cached = _second_cache
+    if cached[0] != second:  # strftime once per second, not once per line
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        cached[0] = second
     event_dict["_time_ns"] = now
-    event_dict["timestamp"] = (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 1_000_000_000))
-        + f".{(now // 1_000_000) % 1000:03d}Z"
-    )
+    event_dict["timestamp"] = f"{cached[1]}.{(now // 1_000_000) % 1000:03d}Z"
     return event_dict
 
 
@@ -171,19 +177,18 @@ _LEADING_KEYS = ("event", "timestamp", "level", "logger")
 
 def _drop_private(
     logger: object, method_name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+) -> dict[str, Any]:
     """Last step before rendering: drop internal keys, put the fixed keys first."""
-    ordered = {key: event_dict[key] for key in _LEADING_KEYS if event_dict.get(key) is not None}
-    if not ordered.get("logger"):
-        ordered.pop("logger", None)
+    ordered = {key: event_dict[key] for key in _LEADING_KEYS if event_dict.get(key)}
     for key, value in event_dict.items():
-        if key not in _LEADING_KEYS and not key.startswith("_"):
+        if key not in _LEADING_KEYS and key[0] != "_":
             ordered[key] = value
     return ordered
 
 
-def _orjson_dumps(value: Any, **kwargs: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+def _render_json(logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """Final processor for ``format="json"``: one compact JSON object per line."""
+    return orjson.dumps(_drop_private(logger, method_name, event_dict), default=str).decode()
 
 
 class _CurrentStdout:
@@ -217,10 +222,10 @@ def _shared_processors() -> list[structlog.typing.Processor]:
     ]
 
 
-def _renderer(fmt: LogFormat) -> structlog.typing.Processor:
+def _renderers(fmt: LogFormat) -> list[structlog.typing.Processor]:
     if fmt == "console":
-        return structlog.dev.ConsoleRenderer(colors=False)
-    return structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        return [_drop_private, structlog.dev.ConsoleRenderer(colors=False)]
+    return [_render_json]
 
 
 def setup_logging(
@@ -244,8 +249,7 @@ def setup_logging(
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            _drop_private,
-            _renderer(format),
+            *_renderers(format),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=lambda *args: _NamedPrintLogger(out, str(args[0]) if args else ""),
@@ -260,8 +264,7 @@ def setup_logging(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
-                _drop_private,
-                _renderer(format),
+                *_renderers(format),
             ],
         )
     )
