@@ -134,9 +134,13 @@ class CollectorProcess:
             log_dir=self.log_dir,
             env=self.environment(),
         ).start()
-        self.process.wait_ready(
-            lambda: http_ok(f"http://{LOOPBACK}:{self.health_port}/"), timeout=timeout
-        )
+        try:
+            self.process.wait_ready(
+                lambda: http_ok(f"http://{LOOPBACK}:{self.health_port}/"), timeout=timeout
+            )
+        except BaseException:
+            self.process.stop()  # a collector that never got ready must not outlive the test
+            raise
         return self
 
     def stop(self) -> int | None:
@@ -212,7 +216,11 @@ class DownstreamCollector:
                 "DOWNSTREAM_OUTPUT": str(self.output),
             },
         ).start()
-        self.process.wait_ready(lambda: http_ok(f"http://{LOOPBACK}:{self.health_port}/"))
+        try:
+            self.process.wait_ready(lambda: http_ok(f"http://{LOOPBACK}:{self.health_port}/"))
+        except BaseException:
+            self.process.stop()
+            raise
         return self
 
     def stop(self) -> int | None:

@@ -61,9 +61,14 @@ def test_queued_data_is_delivered_after_collector_restart(
 
     stop_file = tmp_path / "stop-sending"
     sender_out = tmp_path / "sender.out"
-    backend.start()
-    collector.env["OTELCOL_DEBUG_DIR"] = str(accepted_dirs[0])
-    collector.start()
+    try:
+        backend.start()
+        collector.env["OTELCOL_DEBUG_DIR"] = str(accepted_dirs[0])
+        collector.start()
+    except BaseException:
+        collector.stop()
+        backend.stop()
+        raise
     with sender_out.open("w") as out:
         sender = subprocess.Popen(
             [sys.executable, str(SENDER), "stream", str(stop_file)],

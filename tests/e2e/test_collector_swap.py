@@ -42,8 +42,8 @@ def test_vendor_overlay_moves_all_signals_without_touching_the_app(
         name="self-hosted",
         metrics_path="/api/v1/otlp/v1/metrics",
         logs_path="/otlp/v1/logs",
-    ).start()
-    vendor = DownstreamCollector(collector_binary, logs, tmp_path / "vendor", name="vendor").start()
+    )
+    vendor = DownstreamCollector(collector_binary, logs, tmp_path / "vendor", name="vendor")
     collector_env = {
         **self_hosted.backend_env(),
         "VENDOR_OTLP_ENDPOINT": vendor.http_url,
@@ -55,6 +55,8 @@ def test_vendor_overlay_moves_all_signals_without_touching_the_app(
     app_env = sender_env(f"http://127.0.0.1:{http_port}", "http/protobuf")
     configs = {"self-hosted": [BASE_CONFIG], "vendor": [BASE_CONFIG, OVERLAY_DIR / "vendor.yaml"]}
     try:
+        self_hosted.start()
+        vendor.start()
         for marker, config in configs.items():
             collector = CollectorProcess(
                 collector_binary,
