@@ -87,6 +87,20 @@ class _HeaderGetter(Getter[Headers]):
 
 
 _GETTER: Final = _HeaderGetter()
+_fields_cache: list[Any] = [None, frozenset()]  # [text map propagator, its header names]
+
+
+def _extract_parent(headers: Headers) -> otel_context.Context | None:
+    """The caller's trace context; the propagators run only when a header they read is present
+    (most requests carry none, and extraction scans every header per propagator)."""
+    textmap = propagate.get_global_textmap()
+    if _fields_cache[0] is not textmap:
+        _fields_cache[1] = frozenset(f.lower().encode("latin-1") for f in textmap.fields)
+        _fields_cache[0] = textmap
+    fields = _fields_cache[1]
+    if not any(name in fields for name, _ in headers):
+        return None
+    return propagate.extract(headers, getter=_GETTER)
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -267,7 +281,7 @@ class _RequestTelemetry:
         client = scope.get("client")
         if client:
             attributes["client.address"] = client[0]
-        parent = propagate.extract(headers, getter=_GETTER) if headers else None
+        parent = _extract_parent(headers)
         self.span = mw._tracer.start_span(
             "HTTP" if self.method == "_OTHER" else self.method,
             context=parent,
@@ -401,7 +415,7 @@ class _WebSocketTelemetry:
         }
         if user_id is not None:
             attributes["user.id"] = user_id
-        parent = propagate.extract(headers, getter=_GETTER) if headers else None
+        parent = _extract_parent(headers)
         self.span = mw._tracer.start_span(
             "websocket", context=parent, kind=SpanKind.SERVER, attributes=attributes
         )

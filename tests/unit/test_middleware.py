@@ -231,3 +231,16 @@ def test_native_fastapi_telemetry_would_double_record(telemetry: CapturedTelemet
         if p.attributes.get("http.route") == "/x"
     ]  # fmt: skip
     assert [p.count for p in points] == [1, 1]  # one request, measured twice
+
+
+def test_incoming_traceparent_is_continued(telemetry: CapturedTelemetry) -> None:
+    """A W3C traceparent header makes the server span a child of the caller's span."""
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with TestClient(make_app()) as client:
+        client.get("/items/1", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+        client.get("/items/2")
+    continued, fresh = server_spans(telemetry)
+    assert format(continued.context.trace_id, "032x") == trace_id
+    assert continued.parent is not None and format(continued.parent.span_id, "016x") == parent_id
+    assert fresh.parent is None
+    assert format(fresh.context.trace_id, "032x") != trace_id
