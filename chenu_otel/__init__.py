@@ -11,10 +11,13 @@ With zero code, ``opentelemetry-instrument python app.py`` does the same through
 """
 
 from chenu_otel._providers import Pipeline, configure, current_pipeline, shutdown
+from chenu_otel.instrumentation import instrument_app, instrument_fastapi
 from chenu_otel.logging import bind_context, clear_context, get_logger, setup_logging
+from chenu_otel.middleware import MonitoringMiddleware
 from chenu_otel.tracing import add_span_attributes, create_span, get_tracer, traced
 
 __all__ = [
+    "MonitoringMiddleware",
     "Pipeline",
     "add_span_attributes",
     "bind_context",
@@ -24,6 +27,8 @@ __all__ = [
     "current_pipeline",
     "get_logger",
     "get_tracer",
+    "instrument_app",
+    "instrument_fastapi",
     "setup_logging",
     "shutdown",
     "traced",
