@@ -35,7 +35,6 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any, Final
 
 from opentelemetry import metrics as otel_metrics
@@ -1081,24 +1080,33 @@ _PROMETHEUS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def init_metrics(service: str, version: str, environment: str) -> None:
-    """Seed entry point: configure chenu-otel for this service (idempotent, never raises)."""
+    """Seed entry point: configure chenu-otel for this service with the ``/metrics`` pull reader
+    (idempotent, never raises)."""
+    from chenu_otel._providers import configure
+
     try:
-        configure = getattr(import_module("chenu_otel"), "configure", None)
-        if configure is None:
-            _log.warning("init_metrics(%r): chenu_otel.configure is not available", service)
-            return
-        configure(service_name=service, service_version=version, environment=environment)
+        pipeline = configure(
+            service_name=service,
+            service_version=version,
+            environment=environment,
+            metrics_endpoint=True,
+        )
     except Exception:
         _log.warning("init_metrics(%r) could not configure chenu-otel", service, exc_info=True)
+        return
+    if pipeline.enabled and pipeline.prometheus_registry is None:
+        _log.warning(
+            "init_metrics(%r): chenu-otel was configured earlier without the /metrics reader, so "
+            "get_metrics() stays empty; call configure(metrics_endpoint=True) first or set "
+            "OTEL_METRICS_EXPORTER=otlp,prometheus",
+            service,
+        )
 
 
 def _prometheus_registry() -> Any:
-    try:
-        hook = getattr(import_module("chenu_otel._providers"), "prometheus_registry", None)
-        return hook() if hook is not None else None
-    except Exception:
-        _log.debug("no Prometheus registry available", exc_info=True)
-        return None
+    from chenu_otel._providers import prometheus_registry
+
+    return prometheus_registry()
 
 
 def get_metrics() -> bytes:
@@ -1111,8 +1119,8 @@ def get_metrics() -> bytes:
     registry = _prometheus_registry()
     if registry is None:
         return (
-            b"# chenu-otel: no Prometheus reader is configured; "
-            b"call chenu_otel.configure() first.\n"
+            b"# chenu-otel: no Prometheus reader is configured; call init_metrics() or "
+            b"chenu_otel.configure(metrics_endpoint=True) first.\n"
         )
     try:
         from prometheus_client import generate_latest

@@ -51,7 +51,8 @@ def test_seed_snippet_serves_requests_and_metrics(monkeypatch) -> None:  # type:
     """Startup configures everything; requests are measured; /metrics is valid Prometheus text."""
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
-    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+    # No exporter asks for a pull endpoint: init_metrics() itself must provide /metrics.
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     _providers.reset_for_tests()
     with TestClient(build_seed_app()) as client:
         assert (
