@@ -21,7 +21,7 @@ RENDER = DEPLOY / "alertmanager" / "render-config.sh"
 REQUIRED_SERVICES = {
     "otel-collector", "prometheus", "alertmanager", "jaeger", "loki", "grafana", "redis",
     "demo", "loadgen",
-}  # fmt: skip
+}
 
 
 def compose() -> dict[str, Any]:
@@ -142,7 +142,7 @@ def render(tmp_path: Path, **env: str) -> tuple[Path, str]:
         env={**base, "ALERTMANAGER_TEMPLATE": str(DEPLOY / "alertmanager" / "alertmanager.yml"),
              "ALERTMANAGER_RENDERED": str(rendered), **env},
         capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     return rendered, result.stderr
 
@@ -151,7 +151,7 @@ def check_config(amtool: Path, path: Path) -> str:
     result = subprocess.run(
         [str(amtool), "check-config", str(path)],
         capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -190,5 +190,16 @@ def test_alertmanager_template_itself_is_not_a_valid_config(amtool: Path) -> Non
     result = subprocess.run(
         [str(amtool), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml")],
         capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode != 0
+
+
+def test_jaeger_config_is_valid_for_the_pinned_jaeger_v2() -> None:
+    """The real Jaeger v2 binary (same release as the image) validates deploy/jaeger/config.yaml."""
+    result = subprocess.run(
+        [str(backend_binary("jaeger")), "validate", "--config",
+         str(DEPLOY / "jaeger" / "config.yaml")],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "JAEGER_LISTEN_HOST": "127.0.0.1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

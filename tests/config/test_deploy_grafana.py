@@ -41,7 +41,7 @@ EXTERNAL_NAMES = {"up", "target_info"}
 RESOURCE_LABELS = {
     "job", "instance", "le", "service_name", "service_namespace", "service_version",
     "deployment_environment", "deployment_environment_name", "__name__",
-}  # fmt: skip
+}
 
 
 def datasources() -> dict[str, dict[str, Any]]:
@@ -59,7 +59,7 @@ def catalogue() -> dict[str, set[str]]:
     result = subprocess.run(
         [sys.executable, "-m", "chenu_otel.cli", "metrics", "--format", "json"],
         capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, f"chenu-otel metrics --format json failed:\n{result.stderr}"
     series: dict[str, set[str]] = {}
     for metric in json.loads(result.stdout):
@@ -113,7 +113,7 @@ def test_dashboards_are_generated_and_up_to_date() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "grafana_dashboards.py"), "--check"],
         capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -159,7 +159,7 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(backend_binary("promtool")), "check", "rules", str(path)],
         capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    )
     origins = "\n".join(f"{i}: {e.origin}" for i, e in enumerate(expressions))
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{origins}"
     assert f"SUCCESS: {len(expressions)} rules found" in result.stdout
