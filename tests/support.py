@@ -49,7 +49,9 @@ def poll_until(
             if result:
                 return result
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last error: {last_error}")
+    raise TimeoutError(
+        f"timed out after {timeout:.0f}s waiting for {what}; last error: {last_error}"
+    )
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -109,7 +111,8 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_ready(self, probe: Callable[[], object], timeout: float = 60.0) -> ManagedProcess:
-        """Poll `probe` until it succeeds; fail with the process's output if it exits or times out."""
+        """Poll `probe` until it succeeds; fail with the process's output if it exits or times
+        out."""
 
         def check() -> bool:
             assert self.proc is not None
@@ -122,9 +125,8 @@ class ManagedProcess:
         try:
             poll_until(check, timeout=timeout, what=f"{self.name} to be ready")
         except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n--- {self.name} output ---\n{self.output()[-4000:]}") from exc
-        except RuntimeError:
-            raise
+            output = self.output()[-4000:]
+            raise RuntimeError(f"{exc}\n--- {self.name} output ---\n{output}") from exc
         return self
 
     def stop(self, timeout: float = 15.0) -> int | None:
