@@ -365,8 +365,14 @@ def collector_health() -> Dashboard:
     # The collector's own metrics come from the otel-collector scrape job, not from the app.
     col = 'job="otel-collector"'
 
-    def signals(kind: str) -> str:
-        return f'{{__name__=~"otelcol_{kind}_(spans|metric_points|log_records)_total", {col}}}'
+    def per_signal(kind: str, by: str) -> list[Query]:
+        # One query per signal: rate() drops __name__, so a regex over the three names would
+        # give duplicate label sets for a component that handles several signals.
+        return [
+            q(f"sum by ({by}) (rate(otelcol_{kind}_{signal}{{{col}}}[{RATE}]))",
+              f"{{{{{by}}}}} {signal}")
+            for signal in ("spans", "metric_points", "log_records")
+        ]
 
     return Dashboard(
         uid="chenu-collector-health",
@@ -375,30 +381,25 @@ def collector_health() -> Dashboard:
         tags=["collector"],
         panels=[
             "Flow",
-            Panel("Accepted by receiver", [q(
-                f"sum by (receiver) (rate({signals('receiver_accepted')}[{RATE}]))")],
+            Panel("Accepted by receiver", per_signal("receiver_accepted", "receiver"),
                   unit="short"),
-            Panel("Sent by exporter", [q(
-                f"sum by (exporter) (rate({signals('exporter_sent')}[{RATE}]))")], unit="short"),
+            Panel("Sent by exporter", per_signal("exporter_sent", "exporter"), unit="short"),
             "Loss and backpressure",
-            Panel("Send failures by exporter", [q(
-                f"sum by (exporter) (rate({signals('exporter_send_failed')}[{RATE}]))")],
+            Panel("Send failures by exporter", per_signal("exporter_send_failed", "exporter"),
                   unit="short"),
-            Panel("Enqueue failures by exporter (queue full: dropped)", [q(
-                f"sum by (exporter) (rate({signals('exporter_enqueue_failed')}[{RATE}]))")],
-                  unit="short"),
+            Panel("Enqueue failures by exporter (queue full: dropped)",
+                  per_signal("exporter_enqueue_failed", "exporter"), unit="short"),
             Panel("Queue fill by exporter", [q(
                 f"max by (exporter) (otelcol_exporter_queue_size{{{col}}}) / "
                 f"max by (exporter) (otelcol_exporter_queue_capacity{{{col}}})")],
                   unit="percentunit",
                   description="Alert OtelCollectorExporterQueueNearlyFull fires above 80%."),
-            Panel("Refused by receiver", [q(
-                f"sum by (receiver) (rate({signals('receiver_refused')}[{RATE}]))")],
+            Panel("Refused by receiver", per_signal("receiver_refused", "receiver"),
                   unit="short"),
             "Process",
-            Panel("Collector memory (RSS)", [q(f"otelcol_process_memory_rss_bytes{{{col}}}",
+            Panel("Collector memory (RSS)", [q(f"otelcol_process_memory_rss{{{col}}}",
                                                "{{instance}}")], unit="bytes"),
-            Panel("Collector CPU", [q(f"rate(otelcol_process_cpu_seconds_total{{{col}}}"
+            Panel("Collector CPU", [q(f"rate(otelcol_process_cpu_seconds{{{col}}}"
                                       f"[{RATE}])", "{{instance}}")], unit="percentunit"),
             Panel("Scrape health", [q('up{job=~"otel-collector|prometheus"}', "{{job}}")]),
             Panel("Prometheus OTLP series in head", [q("prometheus_tsdb_head_series",

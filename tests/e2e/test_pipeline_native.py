@@ -1,0 +1,216 @@
+"""End to end on loopback with real binaries (tests/pipeline.py): the demo app under load, our
+collector, Prometheus 3, Jaeger v2, Alertmanager and a Loki stand-in, all with deploy/'s files.
+
+Exemplars lead to traces, logs lead to traces, and every query we ship runs against the live
+Prometheus. Binaries are built or reused by scripts/build-collector and scripts/build-backends;
+a missing one fails the test with the build script's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy_files import RULES_DIR, alert_rules, promql_expressions
+from tests.pipeline import (
+    JOB,
+    SERVICE_NAME,
+    NativePipeline,
+    http_json,
+    running_pipeline,
+    wait_for_data,
+)
+from tests.support import poll_until
+
+pytestmark = pytest.mark.slow
+
+WRITE_ROUTE = "/threads/{thread_id}/messages"  # the demo route that always uses SQLite and Redis
+
+# Panels that must show data after a short load (dashboard uid, panel title prefix).
+KEY_PANELS = [
+    ("chenu-service-red", "Request rate by route"),
+    ("chenu-service-red", "5xx ratio"),
+    ("chenu-service-red", "Latency p50 / p95 / p99"),
+    ("chenu-service-red", "Requests by status code"),
+    ("chenu-database-cache", "DB operation p95"),
+    ("chenu-database-cache", "Cache hit ratio"),
+    ("chenu-agents-llm", "Agent runs by outcome"),
+    ("chenu-agents-llm", "Agent cost over the last hour"),
+    ("chenu-agents-llm", "Tokens per second by type"),
+    ("chenu-threads-websocket", "Messages by role"),
+    ("chenu-collector-health", "Accepted by receiver"),
+    ("chenu-collector-health", "Sent by exporter"),
+    ("chenu-collector-health", "Queue fill by exporter"),
+    ("chenu-collector-health", "Scrape health"),
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativePipeline]:
+    with running_pipeline(tmp_path_factory.mktemp("pipeline")) as running:
+        running.exercise_demo(cycles=40)
+        wait_for_data(running)
+        yield running
+
+
+def spans_by_id(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {span["spanID"]: span for span in trace["spans"]}
+
+
+def tag(span: dict[str, Any], key: str) -> Any:
+    return next((t["value"] for t in span.get("tags", []) if t["key"] == key), None)
+
+
+def parent_id(span: dict[str, Any]) -> str | None:
+    for reference in span.get("references", []):
+        if reference.get("refType") == "CHILD_OF":
+            return str(reference["spanID"])
+    return None
+
+
+def descends_from(span: dict[str, Any], ancestor: str, spans: dict[str, dict[str, Any]]) -> bool:
+    current = parent_id(span)
+    while current is not None:
+        if current == ancestor:
+            return True
+        current = parent_id(spans[current]) if current in spans else None
+    return False
+
+
+def db_system(span: dict[str, Any]) -> str | None:
+    value = tag(span, "db.system.name") or tag(span, "db.system")
+    return str(value) if value else None
+
+
+def wait_for_trace(pipeline: NativePipeline, trace_id: str) -> dict[str, Any]:
+    return poll_until(lambda: pipeline.trace(trace_id), timeout=30, what=f"trace {trace_id}")
+
+
+def test_prometheus_holds_http_db_and_agent_series_under_translated_names(
+    pipeline: NativePipeline,
+) -> None:
+    """OTLP names arrive translated (suffixes, underscores) with job and promoted attributes."""
+    expected = {
+        "http_server_request_duration_seconds_bucket",
+        "http_server_request_duration_seconds_count",
+        "db_client_operation_duration_seconds_bucket",
+        "chenu_cache_operations_total",
+        "chenu_agent_executions_total",
+        "chenu_agent_cost_usd_total",
+        "gen_ai_client_token_usage_bucket",
+    }
+    names = poll_until(
+        lambda: (n := pipeline.series_names()) >= expected and n, timeout=60, what="series"
+    )
+    assert expected <= names, sorted(expected - names)
+    (sample, *_) = pipeline.query("http_server_request_duration_seconds_count")["result"]
+    labels = sample["metric"]
+    assert labels["job"] == JOB
+    assert labels["service_name"] == SERVICE_NAME
+    assert {"http_route", "http_request_method", "http_response_status_code"} <= set(labels)
+
+
+def test_every_http_exemplar_is_a_trace_in_jaeger_with_its_server_span(
+    pipeline: NativePipeline,
+) -> None:
+    trace_ids = pipeline.exemplar_trace_ids("http_server_request_duration_seconds_bucket")
+    assert trace_ids, "no exemplars on http_server_request_duration_seconds"
+    for trace_id in trace_ids:
+        trace = wait_for_trace(pipeline, trace_id)
+        servers = [s for s in trace["spans"] if tag(s, "span.kind") == "server"]
+        assert servers, f"trace {trace_id} has no server span"
+
+
+def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
+    pipeline: NativePipeline,
+) -> None:
+    """Exemplars of the message route open traces where SQLite and Redis spans sit under the
+    server span."""
+    expr = (
+        "http_server_request_duration_seconds_bucket"
+        f'{{http_route="{WRITE_ROUTE}", http_response_status_code="201"}}'
+    )
+    trace_ids = pipeline.exemplar_trace_ids(expr)
+    assert trace_ids, f"no exemplars for {WRITE_ROUTE}"
+    for trace_id in trace_ids:
+        trace = wait_for_trace(pipeline, trace_id)
+        spans = spans_by_id(trace)
+        (server,) = [s for s in trace["spans"] if tag(s, "span.kind") == "server"]
+        below = [s for s in trace["spans"] if descends_from(s, server["spanID"], spans)]
+        systems = {db_system(s) for s in below}
+        assert "sqlite" in systems, f"trace {trace_id}: no SQLite span under the server span"
+        assert "redis" in systems, f"trace {trace_id}: no Redis span under the server span"
+
+
+def test_db_exemplars_lead_to_traces_with_a_span_of_that_database(
+    pipeline: NativePipeline,
+) -> None:
+    """db.client.operation.duration (SQLite and Redis) exemplars open traces holding a client
+    span of the database their series is labelled with."""
+    found: dict[str, int] = {}
+    for series in pipeline.exemplars("db_client_operation_duration_seconds_bucket"):
+        system = series["seriesLabels"]["db_system_name"]
+        for exemplar in series["exemplars"]:
+            trace_id = exemplar["labels"]["trace_id"]
+            trace = wait_for_trace(pipeline, trace_id)
+            assert any(db_system(s) == system for s in trace["spans"]), (system, trace_id)
+            found[system] = found.get(system, 0) + 1
+    assert {"sqlite", "redis"} <= set(found), found
+
+
+def test_logs_reach_the_loki_endpoint_with_service_name_and_trace_ids_known_to_jaeger(
+    pipeline: NativePipeline,
+) -> None:
+    records = poll_until(
+        lambda: [r for r in pipeline.log_records().logs if r.trace_id],
+        timeout=30,
+        what="log records with a trace id at the Loki stand-in",
+    )
+    assert all(r.resource.get("service.name") == SERVICE_NAME for r in records)
+    trace_ids = list(dict.fromkeys(r.trace_id for r in records))[:10]
+    for trace_id in trace_ids:
+        wait_for_trace(pipeline, trace_id)
+
+
+def test_prometheus_loaded_the_shipped_rule_files_and_evaluates_them(
+    pipeline: NativePipeline,
+) -> None:
+    def evaluated() -> list[dict[str, Any]] | None:
+        groups = http_json(f"{pipeline.prometheus_url}/api/v1/rules")["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        return groups if rules and all(r.get("health") == "ok" for r in rules) else None
+
+    groups = poll_until(evaluated, timeout=60, what="every rule evaluated with health ok")
+    files = {Path(g["file"]).name for g in groups}
+    assert files == {p.name for p in RULES_DIR.glob("*.yml")}
+    loaded = {r["name"] for g in groups for r in g["rules"]}
+    assert {r["alert"] for r in alert_rules() if "alert" in r} <= loaded
+
+
+def test_every_dashboard_and_alert_expression_runs_without_error(
+    pipeline: NativePipeline,
+) -> None:
+    failures = []
+    for expression in promql_expressions():
+        try:
+            pipeline.query(expression.expr)
+        except Exception as exc:
+            failures.append(f"{expression.origin}: {exc}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(("dashboard", "panel"), KEY_PANELS)
+def test_key_panels_return_data(pipeline: NativePipeline, dashboard: str, panel: str) -> None:
+    expressions = [
+        e for e in promql_expressions() if e.origin.startswith(f"dashboard {dashboard} / {panel}")
+    ]
+    assert expressions, f"no panel {panel!r} in {dashboard}"
+    for expression in expressions:
+        poll_until(
+            lambda e=expression: pipeline.query(e.expr)["result"],  # type: ignore[misc]
+            timeout=60,
+            what=f"data for {expression.origin}: {expression.expr}",
+        )
