@@ -442,6 +442,18 @@ def wait_for_data(pipeline: NativePipeline, timeout: float = 90) -> None:
     raise TimeoutError(f"no HTTP series/exemplars/traces after {timeout:.0f}s")
 
 
+def wait_for_collector_scrape(pipeline: NativePipeline, timeout: float = 45) -> None:
+    """Poll until Prometheus scraped the collector's own metrics (scrape interval 15 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pipeline.query('up{job="otel-collector"} == 1')["result"] and any(
+            n.startswith("otelcol_") for n in pipeline.series_names()
+        ):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"Prometheus did not scrape the collector within {timeout:.0f}s")
+
+
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -452,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-running", action="store_true", help="stay up until Ctrl-C")
     parser.add_argument("--work-dir", type=Path, help="keep logs and data here (default: temp)")
     args = parser.parse_args(argv)
+    # Also SIGINT explicitly: a shell starting us in the background leaves it ignored.
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="chenu-otel-pipeline-"))
     print(f"[pipeline] building/starting; logs in {work_dir / 'logs'}", flush=True)
@@ -464,8 +478,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(pipeline.run_load(args.requests), flush=True)
             except RuntimeError as exc:  # what was sent before the failure still shows below
                 failed = True
-                print(f"[pipeline] LOAD GENERATOR FAILED:\n{str(exc)[-1500:]}", flush=True)
+                last = "\n".join(str(exc).strip().splitlines()[-3:])
+                print(f"[pipeline] LOAD GENERATOR FAILED (data sent so far follows):\n{last}",
+                      flush=True)
             wait_for_data(pipeline)
+            wait_for_collector_scrape(pipeline)
             print(pipeline.summary(), flush=True)
             if args.keep_running:
                 print("[pipeline] running; Ctrl-C stops everything", flush=True)

@@ -190,6 +190,23 @@ def test_prometheus_loaded_the_shipped_rule_files_and_evaluates_them(
     assert {r["alert"] for r in alert_rules() if "alert" in r} <= loaded
 
 
+def test_prometheus_found_alertmanager_and_scrapes_the_collector(
+    pipeline: NativePipeline,
+) -> None:
+    """The file_sd targets of prometheus.yml work: Alertmanager discovered, collector scraped."""
+    managers = poll_until(
+        lambda: http_json(f"{pipeline.prometheus_url}/api/v1/alertmanagers")["data"][
+            "activeAlertmanagers"
+        ],
+        timeout=30, what="an active Alertmanager in Prometheus",
+    )
+    assert managers[0]["url"].startswith(pipeline.alertmanager_url)
+    poll_until(
+        lambda: pipeline.query('up{job="otel-collector"} == 1')["result"],
+        timeout=45, what="the collector scraped (up == 1)",
+    )
+
+
 def test_every_dashboard_and_alert_expression_runs_without_error(
     pipeline: NativePipeline,
 ) -> None:
