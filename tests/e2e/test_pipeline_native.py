@@ -102,10 +102,12 @@ def test_prometheus_holds_http_db_and_agent_series_under_translated_names(
         "chenu_agent_cost_usd_total",
         "gen_ai_client_token_usage_bucket",
     }
-    names = poll_until(
-        lambda: (n := pipeline.series_names()) >= expected and n, timeout=60, what="series"
-    )
-    assert expected <= names, sorted(expected - names)
+
+    def all_present() -> set[str] | None:
+        names = pipeline.series_names()
+        return names if expected <= names else None
+
+    poll_until(all_present, timeout=60, what=f"series {sorted(expected)}")
     (sample, *_) = pipeline.query("http_server_request_duration_seconds_count")["result"]
     labels = sample["metric"]
     assert labels["job"] == JOB
