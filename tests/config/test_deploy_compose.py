@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.collector_fixtures import BASE_CONFIG, build_collector
 from tests.deploy_files import DEPLOY, backend_binary, load_yaml
 from tests.support import REPO_ROOT
 
@@ -201,5 +202,23 @@ def test_jaeger_config_is_valid_for_the_pinned_jaeger_v2() -> None:
          str(DEPLOY / "jaeger" / "config.yaml")],
         capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "JAEGER_LISTEN_HOST": "127.0.0.1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def compose_default(value: object) -> str:
+    """A compose value with `${NAME:-default}` interpolated as if NAME were unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_collector_config_is_valid_with_the_compose_environment(tmp_path: Path) -> None:
+    """collector/otelcol.yaml with exactly the environment compose gives the collector service
+    passes the real collector's validate (our distribution: same release as the contrib image)."""
+    service_env = compose()["services"]["otel-collector"]["environment"]
+    env = {str(k): compose_default(v) for k, v in service_env.items()}
+    env["OTELCOL_STORAGE_DIR"] = str(tmp_path)  # the volume path exists only in the container
+    result = subprocess.run(
+        [str(build_collector()), "validate", "--config", str(BASE_CONFIG)],
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
