@@ -33,9 +33,9 @@ Usage::
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Final
 
@@ -67,6 +67,11 @@ USER_ID_HEADER: Final = b"x-user-id"
 PROCESS_TIME_HEADER: Final = b"x-process-time"
 _SAFE_ID: Final = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 _OWN_HEADERS: Final = frozenset({REQUEST_ID_HEADER, PROCESS_TIME_HEADER})
+
+
+def _new_request_id() -> str:
+    """A 128-bit random hex id; request ids need uniqueness, not cryptographic strength."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def safe_header_value(raw: bytes | None) -> str | None:
@@ -261,7 +266,7 @@ class _RequestTelemetry:
         self.start = start
         headers: Headers = scope.get("headers") or []
         request_id, self.user_id, self.content_length = _scan_ids(headers)
-        self.request_id = request_id or uuid.uuid4().hex
+        self.request_id = request_id or _new_request_id()
         self.method = _metrics.normalize_method(scope.get("method", ""))
         self.status = 0
         self.process_time: float | None = None
@@ -347,21 +352,22 @@ class _RequestTelemetry:
             "url.scheme": scheme,
             "network.protocol.version": scope.get("http_version", "1.1"),
         }
+        span_attrs: dict[str, Any] = {"http.response.status_code": status}
         if route is not None:
             metric_attrs["http.route"] = route
+            span_attrs["http.route"] = route
             span.update_name(
                 f"HTTP {route}" if self.method == "_OTHER" else f"{self.method} {route}"
             )
-            span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
         state_user = _state_user_id(scope) if self.user_id is None else None
         if state_user is not None:
-            span.set_attribute("user.id", state_user)
+            span_attrs["user.id"] = state_user
         if error_type is not None:
             metric_attrs["error.type"] = error_type
-            span.set_attribute("error.type", error_type)
+            span_attrs["error.type"] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
             _metrics.record_error(error_type, source="http")
+        span.set_attributes(span_attrs)  # one lock round for all of them
 
         # Inside the span: the measurement carries the trace id as exemplar.
         _metrics.instrument("http.server.request.duration").record(duration, metric_attrs)
@@ -405,7 +411,7 @@ class _WebSocketTelemetry:
         self.start = time.perf_counter()
         headers: Headers = scope.get("headers") or []
         request_id, user_id, _ = _scan_ids(headers)
-        self.request_id = request_id or uuid.uuid4().hex
+        self.request_id = request_id or _new_request_id()
         self.accepted = False
         self._route_attrs: dict[str, Any] | None = None
         attributes: dict[str, Any] = {
