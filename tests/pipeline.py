@@ -49,7 +49,15 @@ from tests.collector_fixtures import (
     build_collector,
 )
 from tests.deploy_files import DEPLOY, PROMETHEUS_DIR, backend_binary, load_yaml
-from tests.support import LOOPBACK, REPO_ROOT, ManagedProcess, free_port, http_ok, port_open
+from tests.support import (
+    LOOPBACK,
+    REPO_ROOT,
+    ManagedProcess,
+    free_port,
+    http_ok,
+    poll_until,
+    port_open,
+)
 
 SERVICE_NAME = "chenu-backend"
 SERVICE_NAMESPACE = "chenu"
@@ -425,33 +433,27 @@ def running_pipeline(work_dir: Path, **options: Any) -> Iterator[NativePipeline]
 
 def wait_for_data(pipeline: NativePipeline, timeout: float = 90) -> None:
     """Poll until HTTP series with exemplars are in Prometheus and traces are in Jaeger."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            ready = (
-                pipeline.query("http_server_request_duration_seconds_count")["result"]
-                and pipeline.exemplar_trace_ids("http_server_request_duration_seconds_bucket")
-                and SERVICE_NAME in (http_json(f"{pipeline.jaeger_url}/api/services")["data"]
-                                     or [])
-            )
-        except OSError:
-            ready = False
-        if ready:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"no HTTP series/exemplars/traces after {timeout:.0f}s")
+
+    def landed() -> bool:
+        services = http_json(f"{pipeline.jaeger_url}/api/services").get("data") or []
+        return bool(
+            pipeline.query("http_server_request_duration_seconds_count")["result"]
+            and pipeline.exemplar_trace_ids("http_server_request_duration_seconds_bucket")
+            and SERVICE_NAME in services
+        )
+
+    poll_until(landed, timeout=timeout, interval=0.5, what="HTTP series, exemplars and traces")
 
 
 def wait_for_collector_scrape(pipeline: NativePipeline, timeout: float = 45) -> None:
     """Poll until Prometheus scraped the collector's own metrics (scrape interval 15 s)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pipeline.query('up{job="otel-collector"} == 1')["result"] and any(
-            n.startswith("otelcol_") for n in pipeline.series_names()
-        ):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"Prometheus did not scrape the collector within {timeout:.0f}s")
+
+    def scraped() -> bool:
+        return bool(pipeline.query('up{job="otel-collector"} == 1')["result"]) and any(
+            name.startswith("otelcol_") for name in pipeline.series_names()
+        )
+
+    poll_until(scraped, timeout=timeout, interval=0.5, what="the collector's metrics scraped")
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
