@@ -410,7 +410,8 @@ class NativePipeline:
             f"Jaeger      {self.jaeger_url}  services: {', '.join(sorted(services))}",
             f"Loki stand-in (OTLP {LOKI_LOGS_PATH})  {len(logs)} log records, "
             f"{sum(1 for r in logs if r.trace_id)} with a trace id -> {self.loki_output()}",
-            f"Alertmanager {self.alertmanager_url}  alerts in Prometheus now: {len(alerts)}",
+            f"Alertmanager {self.alertmanager_url}  alerts in Prometheus now: "
+            + (", ".join(f"{a['labels']['alertname']} ({a['state']})" for a in alerts) or "none"),
             "Example traces (exemplar → Jaeger):",
         ]
         lines += [f"  {self.jaeger_url}/api/traces/{t}" for t in trace_ids[:example_count]]
