@@ -16,7 +16,7 @@ environment (every listener on 127.0.0.1, free ports):
   render-config.sh (no receivers configured: alerts are only kept);
 - for Loki (AGPL, never built here): a second real collector listening on Loki's OTLP route
   /otlp/v1/logs and writing what it receives to a JSON-lines file;
-- redis-server from Debian (scripts/install-redis).
+- redis-server from Debian (scripts/install-debian-packages).
 
 The e2e tests (tests/e2e/test_pipeline_*.py) drive the same class.
 """
@@ -73,16 +73,21 @@ def http_json(url: str, *, data: dict[str, str] | None = None, timeout: float = 
 
 
 def redis_server() -> Path:
-    """redis-server on PATH, installed from Debian by scripts/install-redis when missing."""
+    """redis-server on PATH; scripts/install-debian-packages installs it when missing."""
     found = shutil.which("redis-server")
     if found is None:
         result = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "install-redis")],
-            capture_output=True, text=True, timeout=600, check=False,
+            [str(REPO_ROOT / "scripts" / "install-debian-packages")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         found = shutil.which("redis-server")
         if found is None:
-            raise RuntimeError(f"redis-server unavailable; scripts/install-redis: {result.stderr}")
+            raise RuntimeError(
+                f"redis-server unavailable; scripts/install-debian-packages: {result.stderr}"
+            )
     return Path(found)
 
 
@@ -166,15 +171,20 @@ class NativePipeline:
         env.update({f"JAEGER_{name}_PORT": str(port) for name, port in self.jaeger_ports.items()})
         self._run(
             ManagedProcess(
-                "jaeger", [binary, "--config", DEPLOY / "jaeger" / "config.yaml"],
-                log_dir=self.logs_dir, env=env,
+                "jaeger",
+                [binary, "--config", DEPLOY / "jaeger" / "config.yaml"],
+                log_dir=self.logs_dir,
+                env=env,
             )
         ).wait_ready(lambda: http_ok(f"{self.jaeger_url}/api/services"))
 
     def _start_loki_standin(self, binary: Path) -> None:
         self.loki = DownstreamCollector(
-            binary, self.logs_dir, self.work_dir / "loki-standin",
-            name="loki-standin", logs_path=LOKI_LOGS_PATH,
+            binary,
+            self.logs_dir,
+            self.work_dir / "loki-standin",
+            name="loki-standin",
+            logs_path=LOKI_LOGS_PATH,
         ).start()
 
     def _start_collector(self, binary: Path) -> None:
@@ -197,19 +207,26 @@ class NativePipeline:
 
     def _start_alertmanager(self, binary: Path) -> None:
         rendered = self.work_dir / "alertmanager" / "alertmanager.yml"
-        env = {k: v for k, v in os.environ.items()
-               if k not in {"SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY"}}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY"}
+        }
         env["ALERTMANAGER_TEMPLATE"] = str(DEPLOY / "alertmanager" / "alertmanager.yml")
         env["ALERTMANAGER_RENDERED"] = str(rendered)
         subprocess.run(
             ["sh", str(DEPLOY / "alertmanager" / "render-config.sh")],
-            env=env, check=True, capture_output=True, timeout=30,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         self._run(
             ManagedProcess(
                 "alertmanager",
                 [
-                    binary, f"--config.file={rendered}",
+                    binary,
+                    f"--config.file={rendered}",
                     f"--storage.path={self.work_dir / 'alertmanager' / 'data'}",
                     f"--web.listen-address={LOOPBACK}:{self.alertmanager_port}",
                     "--cluster.listen-address=",  # no gossip port on 0.0.0.0
@@ -233,7 +250,8 @@ class NativePipeline:
             "otel-collector.yml": [f"{LOOPBACK}:{self.collector.metrics_port}"],
             "prometheus.yml": [f"{LOOPBACK}:{self.prometheus_port}"],
             "alertmanager.yml": [f"{LOOPBACK}:{self.alertmanager_port}"]
-            if self.with_alertmanager else [],
+            if self.with_alertmanager
+            else [],
         }
         shipped = {path.name for path in (PROMETHEUS_DIR / "targets").glob("*.yml")}
         if shipped != set(loopback):
@@ -253,16 +271,25 @@ class NativePipeline:
                 flag = f"--storage.tsdb.path={self.work_dir / 'prometheus-data'}"
             flags.append(flag)
         flags.append(f"--web.listen-address={LOOPBACK}:{self.prometheus_port}")
-        self._run(
-            ManagedProcess("prometheus", [binary, *flags], log_dir=self.logs_dir)
-        ).wait_ready(lambda: http_ok(f"{self.prometheus_url}/-/ready"))
+        self._run(ManagedProcess("prometheus", [binary, *flags], log_dir=self.logs_dir)).wait_ready(
+            lambda: http_ok(f"{self.prometheus_url}/-/ready")
+        )
 
     def _start_redis(self, binary: Path) -> None:
         self._run(
             ManagedProcess(
                 "redis",
-                [binary, "--port", str(self.redis_port), "--bind", LOOPBACK, "--save", "",
-                 "--appendonly", "no"],
+                [
+                    binary,
+                    "--port",
+                    str(self.redis_port),
+                    "--bind",
+                    LOOPBACK,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
                 log_dir=self.logs_dir,
             )
         ).wait_ready(lambda: port_open(self.redis_port))
@@ -287,18 +314,39 @@ class NativePipeline:
         self._run(
             ManagedProcess(
                 "demo",
-                [sys.executable, "-m", "chenu_otel.demo", "--host", LOOPBACK,
-                 "--port", str(self.demo_port)],
-                log_dir=self.logs_dir, env=self.demo_env(), cwd=self.work_dir,
+                [
+                    sys.executable,
+                    "-m",
+                    "chenu_otel.demo",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(self.demo_port),
+                ],
+                log_dir=self.logs_dir,
+                env=self.demo_env(),
+                cwd=self.work_dir,
             )
         ).wait_ready(lambda: http_ok(f"{self.demo_url}/health"))
 
     def run_load(self, requests: int = 300, seed: int = 7) -> str:
         """Drive the demo with its load generator; returns the generator's summary."""
         result = subprocess.run(
-            [sys.executable, "-m", "chenu_otel.demo.load", "--base-url", self.demo_url,
-             "--requests", str(requests), "--seed", str(seed)],
-            capture_output=True, text=True, timeout=600, check=False,
+            [
+                sys.executable,
+                "-m",
+                "chenu_otel.demo.load",
+                "--base-url",
+                self.demo_url,
+                "--requests",
+                str(requests),
+                "--seed",
+                str(seed),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"load generator failed:\n{result.stdout}\n{result.stderr}")
@@ -328,8 +376,12 @@ class NativePipeline:
                 created = call("POST", "/threads", json={"title": f"e2e {cycle}"}, headers=headers)
                 thread_id = created.json()["id"]
                 for turn in range(2):
-                    call("POST", f"/threads/{thread_id}/messages",
-                         json={"content": f"question {cycle}.{turn}"}, headers=headers)
+                    call(
+                        "POST",
+                        f"/threads/{thread_id}/messages",
+                        json={"content": f"question {cycle}.{turn}"},
+                        headers=headers,
+                    )
                 for _ in range(3):
                     call("GET", f"/threads/{thread_id}", headers=headers)
                 call("GET", "/flaky", headers=headers)
@@ -475,15 +527,19 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         with running_pipeline(work_dir) as pipeline:
-            print(f"[pipeline] demo app {pipeline.demo_url}; sending {args.requests} requests",
-                  flush=True)
+            print(
+                f"[pipeline] demo app {pipeline.demo_url}; sending {args.requests} requests",
+                flush=True,
+            )
             try:
                 print(pipeline.run_load(args.requests), flush=True)
             except RuntimeError as exc:  # what was sent before the failure still shows below
                 failed = True
                 last = "\n".join(str(exc).strip().splitlines()[-3:])
-                print(f"[pipeline] LOAD GENERATOR FAILED (data sent so far follows):\n{last}",
-                      flush=True)
+                print(
+                    f"[pipeline] LOAD GENERATOR FAILED (data sent so far follows):\n{last}",
+                    flush=True,
+                )
             wait_for_data(pipeline)
             wait_for_collector_scrape(pipeline)
             print(pipeline.summary(), flush=True)

@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: promtool from Debian's prometheus package (scripts/install-debian-packages).
+DEBIAN_PROMTOOL = "/usr/bin/promtool"
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ def _redis_ping(port: int) -> bool:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a redis-server started for this test session (127.0.0.1, no persistence)."""
-    binary = require_binary("redis-server", "run scripts/install-redis")
+    binary = require_binary("redis-server", "run scripts/install-debian-packages")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     server = ManagedProcess(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from starlette.testclient import TestClient
 from chenu_otel.demo.app import create_app
 from chenu_otel.logging import setup_logging
 from chenu_otel.testing import CapturedTelemetry, capture_telemetry
+from tests.support import DEBIAN_PROMTOOL, require_binary
 
 # 10,000 requests with distinct users and random paths must stay under this many series for
 # the HTTP duration histogram: routes (7) x methods seen x status codes seen, plus one
@@ -193,8 +193,7 @@ def test_metrics_endpoint_passes_promtool(telemetry: CapturedTelemetry, client: 
     body = response.content
     assert b"http_server_request_duration_seconds_bucket" in body
     assert b"chenu_agent_cost_usd_total" in body
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: apt-get install prometheus (Debian) provides it"
+    promtool = require_binary(DEBIAN_PROMTOOL, "run scripts/install-debian-packages")
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
                             timeout=30, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

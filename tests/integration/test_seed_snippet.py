@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 from fastapi import FastAPI
@@ -10,6 +9,7 @@ from starlette.testclient import TestClient
 
 import chenu_otel
 from chenu_otel import _providers
+from tests.support import DEBIAN_PROMTOOL, require_binary
 
 
 def build_seed_app() -> FastAPI:
@@ -64,8 +64,7 @@ def test_seed_snippet_serves_requests_and_metrics(monkeypatch) -> None:  # type:
     assert b"http_server_request_duration_seconds_count{" in body
     assert b'http_route="/agents"' in body
     assert b'service_name="chenu-backend"' in body or b"chenu-backend" in body
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: apt-get install prometheus (Debian) provides it"
+    promtool = require_binary(DEBIAN_PROMTOOL, "run scripts/install-debian-packages")
     check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
                            timeout=30, check=False)  # fmt: skip
     assert check.returncode == 0, check.stderr.decode()
