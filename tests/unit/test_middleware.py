@@ -182,8 +182,10 @@ def test_active_requests_returns_to_zero(telemetry: CapturedTelemetry) -> None:
     """http.server.active_requests goes up and down once per request."""
     with TestClient(make_app()) as client:
         client.get("/items/1")
-    (point,) = telemetry.metric_points("http.server.active_requests")
-    assert point.value == 0
+    points = telemetry.metric_points("http.server.active_requests")
+    by_method = {p.attributes["http.request.method"]: p.value for p in points}
+    assert by_method["GET"] == 0
+    assert all(value == 0 for value in by_method.values()), by_method
 
 
 def test_websocket_connections_and_messages_are_counted(telemetry: CapturedTelemetry) -> None:
@@ -244,3 +246,20 @@ def test_incoming_traceparent_is_continued(telemetry: CapturedTelemetry) -> None
     assert continued.parent is not None and format(continued.parent.span_id, "016x") == parent_id
     assert fresh.parent is None
     assert format(fresh.context.trace_id, "032x") != trace_id
+
+
+def test_active_requests_counts_a_request_in_flight(telemetry: CapturedTelemetry) -> None:
+    """While a handler runs, http.server.active_requests includes it."""
+    seen: list[float] = []
+    app = FastAPI()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        points = telemetry.metric_points("http.server.active_requests")
+        seen.append(sum(p.value for p in points if p.attributes["http.request.method"] == "GET"))
+        return {"ok": True}
+
+    instrument_app(app)
+    with TestClient(app) as client:
+        client.get("/slow")
+    assert seen == [1]
