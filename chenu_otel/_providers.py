@@ -11,6 +11,7 @@ parent's (see `_ForkSafe*Exporter`).
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import threading
@@ -62,7 +63,7 @@ from opentelemetry.util._importlib_metadata import entry_points
 from prometheus_client import CollectorRegistry
 
 from chenu_otel.scrubbing import ScrubbingSpanExporter
-from chenu_otel.settings import OtlpSettings, Settings, load_settings
+from chenu_otel.settings import OtlpSettings, Settings, Signal, load_settings
 
 _logger = logging.getLogger("chenu_otel")
 
@@ -255,7 +256,7 @@ def _tracer_provider(
         provider.add_span_processor(processor)
     bsp = settings.bsp
     for name in settings.exporters["traces"]:
-        exporter = _build("traces", name, settings.otlp["traces"], _span_exporter)
+        exporter = _build("traces", name, settings.otlp["traces"])
         if exporter is not None:
             provider.add_span_processor(
                 BatchSpanProcessor(
@@ -280,20 +281,6 @@ def _sampler(name: str, ratio: float) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def _span_exporter(name: str, otlp: OtlpSettings) -> SpanExporter:
-    if name == "console":
-        return ConsoleSpanExporter()
-    if otlp.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return _ForkSafeSpanExporter(lambda: OTLPSpanExporter(**_grpc_args(otlp)))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
-
-    return _ForkSafeSpanExporter(lambda: HttpSpanExporter(**_http_args(otlp)))
-
-
 # --- metrics --------------------------------------------------------------------------------
 
 _EXEMPLAR_FILTERS: dict[str, Callable[[], ExemplarFilter]] = {
@@ -314,7 +301,7 @@ def _meter_provider(
     for name in settings.exporters["metrics"]:
         if name == "prometheus":
             continue  # the pull reader below serves it
-        exporter = _build("metrics", name, settings.otlp["metrics"], _metric_exporter)
+        exporter = _build("metrics", name, settings.otlp["metrics"])
         if exporter is not None:
             readers.append(
                 PeriodicExportingMetricReader(
@@ -334,20 +321,6 @@ def _meter_provider(
         shutdown_on_exit=False,
         views=views,
     )
-
-
-def _metric_exporter(name: str, otlp: OtlpSettings) -> MetricExporter:
-    if name == "console":
-        return ConsoleMetricExporter()
-    if otlp.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return _ForkSafeMetricExporter(lambda: OTLPMetricExporter(**_grpc_args(otlp)))
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpMetricExporter,
-    )
-
-    return _ForkSafeMetricExporter(lambda: HttpMetricExporter(**_http_args(otlp)))
 
 
 def _catalogue_views() -> Sequence[View]:
@@ -378,7 +351,7 @@ def _logger_provider(
         provider.add_log_record_processor(processor)
     blrp = settings.blrp
     for name in settings.exporters["logs"]:
-        exporter = _build("logs", name, settings.otlp["logs"], _log_exporter)
+        exporter = _build("logs", name, settings.otlp["logs"])
         if exporter is not None:
             provider.add_log_record_processor(
                 BatchLogRecordProcessor(
@@ -392,29 +365,43 @@ def _logger_provider(
     return provider
 
 
-def _log_exporter(name: str, otlp: OtlpSettings) -> LogRecordExporter:
-    if name == "console":
-        return ConsoleLogRecordExporter()
-    if otlp.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return _ForkSafeLogExporter(lambda: OTLPLogExporter(**_grpc_args(otlp)))
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-        OTLPLogExporter as HttpLogExporter,
-    )
-
-    return _ForkSafeLogExporter(lambda: HttpLogExporter(**_http_args(otlp)))
-
-
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _build(
-    signal: str, name: str, otlp: OtlpSettings, factory: Callable[[str, OtlpSettings], E]
-) -> E | None:
+# Per signal: the console exporter, the OTLP exporter class for each protocol ("module:class",
+# imported only when used), and the fork-safe wrapper.
+_EXPORTERS: dict[Signal, tuple[Callable[[], Any], str, str, Callable[[Callable[[], Any]], Any]]] = {
+    "traces": (
+        ConsoleSpanExporter,
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+        lambda factory: _ForkSafeSpanExporter(factory),
+    ),
+    "metrics": (
+        ConsoleMetricExporter,
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+        lambda factory: _ForkSafeMetricExporter(factory),
+    ),
+    "logs": (
+        ConsoleLogRecordExporter,
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter:OTLPLogExporter",
+        "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
+        lambda factory: _ForkSafeLogExporter(factory),
+    ),
+}
+
+
+def _build(signal: Signal, name: str, otlp: OtlpSettings) -> Any:
     """Create one exporter; a failure (bad certificate path, missing package) is a warning."""
+    console, grpc_class, http_class, fork_safe = _EXPORTERS[signal]
     try:
-        return factory(name, otlp)
+        if name == "console":
+            return console()
+        module, _, cls = (grpc_class if otlp.protocol == "grpc" else http_class).partition(":")
+        exporter_class = getattr(importlib.import_module(module), cls)
+        arguments = _otlp_arguments(otlp)
+        return fork_safe(lambda: exporter_class(**arguments))
     except Exception as exc:
         _logger.warning(
             "chenu-otel: could not create the %s %s exporter (%s: %s); %s are not exported",
@@ -427,29 +414,20 @@ def _build(
         return None
 
 
-def _grpc_args(otlp: OtlpSettings) -> dict[str, Any]:
-    from grpc import Compression
+def _otlp_arguments(otlp: OtlpSettings) -> dict[str, Any]:
+    if otlp.protocol == "grpc":
+        from grpc import Compression as GrpcCompression
 
+        gzip, plain = GrpcCompression.Gzip, GrpcCompression.NoCompression
+    else:
+        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+        gzip, plain = HttpCompression.Gzip, HttpCompression.NoCompression
     return {
         "endpoint": otlp.endpoint,
         "headers": dict(otlp.headers),
         "timeout": otlp.timeout_seconds,
-        "compression": Compression.Gzip
-        if otlp.compression == "gzip"
-        else Compression.NoCompression,
-    }
-
-
-def _http_args(otlp: OtlpSettings) -> dict[str, Any]:
-    from opentelemetry.exporter.otlp.proto.http import Compression
-
-    return {
-        "endpoint": otlp.endpoint,
-        "headers": dict(otlp.headers),
-        "timeout": otlp.timeout_seconds,
-        "compression": Compression.Gzip
-        if otlp.compression == "gzip"
-        else Compression.NoCompression,
+        "compression": gzip if otlp.compression == "gzip" else plain,
     }
 
 
