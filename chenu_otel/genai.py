@@ -114,6 +114,22 @@ class _Operation:
         """The operation's span (set more attributes on it if needed)."""
         return self._span
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
 
 class AgentRun(_Operation):
     """One agent run; created by :func:`agent_run`."""
@@ -186,14 +202,6 @@ class AgentRun(_Operation):
             if self._run_token is not None:
                 _current_run.reset(self._run_token)
             self._detach()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def _finish(self, exc: BaseException | None) -> None:
         duration = time.perf_counter() - self._start
@@ -345,14 +353,6 @@ class LLMCall(_Operation):
         finally:
             self._detach()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
 
 class ToolCall(_Operation):
     """One tool call; created by :func:`tool_call`."""
@@ -415,14 +415,6 @@ class ToolCall(_Operation):
             _log.debug("tool call telemetry failed", exc_info=True)
         finally:
             self._detach()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 def agent_run(
