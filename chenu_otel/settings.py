@@ -200,14 +200,14 @@ class _Reader:
         self.environ = environ
         self.problems: list[str] = []
 
-    def get(self, name: str, parse: Callable[[str], T], default: T, *, secret: bool = False) -> T:
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
         raw = self.environ.get(name)
         if raw is None or raw.strip() == "":
             return default
         try:
             return parse(raw)
         except ValueError as exc:
-            shown = "<hidden>" if secret else repr(raw if len(raw) <= 80 else raw[:77] + "...")
+            shown = repr(raw if len(raw) <= 80 else raw[:77] + "...")
             self.reject(name, f"{name}={shown} is not valid ({exc}); using the default {default!r}")
             return default
 
