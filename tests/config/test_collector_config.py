@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from tests.collector_fixtures import (
     BASE_CONFIG,
@@ -27,13 +28,13 @@ EXPECTED_COMPONENTS = {
     "receivers": {"otlp"},
     "processors": {
         "memory_limiter",
-        "batch",
         "resource",
         "attributes",
         "transform",
         "redaction",
         "filter",
         "tail_sampling",
+        "k8s_attributes",
     },
     "connectors": {"span_metrics", "forward"},
     "exporters": {
@@ -41,10 +42,10 @@ EXPECTED_COMPONENTS = {
         "otlp_http",
         "debug",
         "file",
-        "prometheus",
         "prometheus_remote_write",
+        "load_balancing",
     },
-    "extensions": {"health_check", "file_storage", "pprof"},
+    "extensions": {"health_check", "file_storage", "pprof", "bearertokenauth"},
 }
 
 
@@ -159,3 +160,67 @@ def test_every_pipeline_is_guarded_and_every_otlp_exporter_queues_on_disk(
         assert exporter["retry_on_failure"]["max_elapsed_time"] == 0, exporter_id
     assert "file_storage" in config["service"]["extensions"]
     assert "health_check" in config["service"]["extensions"]
+
+
+def component_type(component_id: str) -> str:
+    return component_id.split("/", 1)[0]
+
+
+def batching_violations(config: dict[str, Any], where: str) -> list[str]:
+    """What breaks the durable ack path in one config: a batch processor defined or used (it
+    acknowledges data held only in memory), or a disk queue that does not batch in the exporter."""
+    problems = [
+        f"{where}: processor {pid} is a batch processor"
+        for pid in config.get("processors") or {}
+        if component_type(pid) == "batch"
+    ]
+    pipelines = (config.get("service") or {}).get("pipelines") or {}
+    for name, pipeline in pipelines.items():
+        problems += [
+            f"{where}: pipeline {name} runs {pid}"
+            for pid in (pipeline or {}).get("processors") or []
+            if component_type(pid) == "batch"
+        ]
+    for eid, exporter in (config.get("exporters") or {}).items():
+        queue = (exporter or {}).get("sending_queue") or {}
+        if queue.get("storage") and not queue.get("batch"):
+            problems.append(f"{eid} in {where} queues on disk without batching after the queue")
+    return problems
+
+
+@pytest.mark.parametrize("config_file", [BASE_CONFIG, *OVERLAYS], ids=lambda p: p.stem)
+def test_no_batch_processor_and_every_disk_queue_batches_in_the_exporter(
+    config_file: Path,
+) -> None:
+    """Each file as written: no batch processor anywhere, and every exporter that queues on
+    file_storage batches inside its sending_queue, so the receiver acks only data on disk."""
+    config = yaml.safe_load(config_file.read_text())
+    assert batching_violations(config, config_file.name) == []
+
+
+@pytest.mark.parametrize("overlay", [None, *OVERLAYS], ids=lambda p: p.stem if p else "base")
+def test_merged_config_acks_only_after_the_disk_queue(
+    collector_binary: Path, overlay: Path | None
+) -> None:
+    """After merging (print-config): between the receiver and every disk-queued exporter there is
+    nothing that holds data, each of those queues batches, refuses when full instead of blocking
+    or dropping silently, and file_storage fsyncs by default."""
+    config = resolved_config(collector_binary, BASE_CONFIG, *([overlay] if overlay else []))
+    assert batching_violations(config, "merged config") == []
+    pipelines = config["service"]["pipelines"]
+    holding = {"batch", "tail_sampling", "groupbytrace", "groupbyattrs"}
+    for name, pipeline in pipelines.items():
+        held = [p for p in pipeline["processors"] if component_type(p) in holding]
+        assert not held, f"{name} holds data in memory before the queue: {held}"
+    in_use = {e for p in pipelines.values() for e in p["exporters"]}
+    queued = [e for e in sorted(in_use) if (config["exporters"].get(e) or {}).get("sending_queue")]
+    assert queued, "no exporter in use has a sending queue"
+    for exporter_id in queued:
+        queue = config["exporters"][exporter_id]["sending_queue"]
+        if component_type(exporter_id) in ("otlp_grpc", "otlp_http"):
+            assert queue["storage"] == "file_storage", exporter_id
+        if queue.get("storage"):
+            assert queue["batch"]["flush_timeout"] > 0, exporter_id
+            assert queue["block_on_overflow"] is False, exporter_id
+            assert queue["queue_size"] > 0, exporter_id
+    assert config["extensions"]["file_storage"]["fsync"] is True
