@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Generate the Grafana dashboards in deploy/grafana/dashboards/ (JSON, provisioned by file).
+"""Generate the Grafana dashboards in deploy/grafana/dashboards/ with grafana-foundation-sdk.
 
 The dashboards are code so that every panel has the same shape, datasource uids are fixed
-(`prometheus`, `loki`, `jaeger`) and every query uses the Prometheus names the OTLP translation
-gives the metric catalogue (chenu_otel/METRICS.md). Edit this file, then run:
+(`prometheus`, `loki`, `jaeger`, as provisioning/datasources/datasources.yaml names them) and
+every query uses the Prometheus names the OTLP translation gives the metric catalogue
+(chenu_otel/METRICS.md). Edit this file, never the JSON, then run (the SDK is a dev dependency):
 
-    python3 scripts/grafana_dashboards.py           # rewrite the JSON files
-    python3 scripts/grafana_dashboards.py --check   # exit 1 if the JSON files are stale
+    .venv/bin/python deploy/grafana/dashboards.py           # rewrite the JSON files
+    .venv/bin/python deploy/grafana/dashboards.py --check   # exit 1 if the JSON files are stale
 
-Standard library only: it runs before any virtualenv exists.
+Metric → exemplar → trace → logs: the Prometheus datasource turns each exemplar into two links,
+one opening the trace in Jaeger and one opening this dashboard's "Trace and its logs" row with
+the `trace_id` variable set, where a Jaeger traces panel and a Loki logs panel show that trace
+and its log lines. Nobody types an id.
 """
 
 from __future__ import annotations
@@ -18,23 +22,51 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "dashboards"
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import logs, loki, prometheus, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.runtime import UnknownDataquery
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DashboardLinkType,
+    DataSourceRef,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    Panel as DashboardPanel,
+)
 
-PROM = {"type": "prometheus", "uid": "prometheus"}
-LOKI = {"type": "loki", "uid": "loki"}
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+
+PROM = DataSourceRef(type_val="prometheus", uid="prometheus")
+LOKI = DataSourceRef(type_val="loki", uid="loki")
+JAEGER = DataSourceRef(type_val="jaeger", uid="jaeger")
 
 # Dashboard variable: the service (resource attribute service.name, promoted to a label).
 SVC = 'service_name=~"$service"'
 RATE = "$__rate_interval"
+#: The dashboard variable the exemplar link of the Prometheus datasource sets.
+TRACE_ID_VARIABLE = "trace_id"
+#: The dashboard that holds the "Trace and its logs" row (the exemplar link opens it).
+TRACE_DASHBOARD_UID = "chenu-service-red"
 
 
 @dataclass
 class Query:
-    expr: str
+    """One panel query: PromQL or LogQL (`expr`), or a Jaeger trace id lookup (`trace_id`)."""
+
+    expr: str = ""
     legend: str = ""
     exemplar: bool = False
+    trace_id: str = ""
 
 
 @dataclass
@@ -42,11 +74,10 @@ class Panel:
     title: str
     queries: list[Query]
     unit: str = "short"
-    kind: str = "timeseries"  # timeseries | stat | logs
+    kind: str = "timeseries"  # timeseries (Prometheus) | logs (Loki) | traces (Jaeger)
     width: int = 12
     height: int = 8
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +87,7 @@ class Dashboard:
     description: str
     panels: list[Panel | str]  # a str starts a new row with that title
     tags: list[str] = field(default_factory=list)
+    trace_variable: bool = False  # adds the trace_id text box the exemplar link fills in
 
 
 def q(expr: str, legend: str = "", exemplar: bool = False) -> Query:
@@ -75,129 +107,165 @@ def rate_by(metric: str, by: str, selector: str = SVC) -> str:
     return f"sum by ({by}) (rate({metric}{{{selector}}}[{RATE}]))"
 
 
-def service_variable() -> dict[str, Any]:
-    return {
-        "name": "service",
-        "label": "Service",
-        "type": "query",
-        "datasource": PROM,
-        "query": {
-            "query": "label_values(http_server_request_duration_seconds_count, service_name)",
-            "refId": "service",
-        },
-        "definition": "label_values(http_server_request_duration_seconds_count, service_name)",
-        "refresh": 2,
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".+",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
-        "sort": 1,
-    }
+class JaegerTraceQuery(cogbuilder.Builder[cogvariants.Dataquery]):
+    """Jaeger datasource query by trace id; the SDK has no Jaeger builder, so this is the
+    datasource's own query model (`query` = trace id, no `queryType` = lookup by id)."""
+
+    def __init__(self, ref_id: str, trace_id: str) -> None:
+        self._data: dict[str, Any] = {"refId": ref_id, "datasource": JAEGER, "query": trace_id}
+
+    def build(self) -> cogvariants.Dataquery:
+        return UnknownDataquery(self._data)
 
 
-def render_panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
-    datasource = LOKI if panel.kind == "logs" else PROM
-    targets: list[dict[str, Any]] = []
+def service_variable() -> dash.QueryVariable:
+    query = "label_values(http_server_request_duration_seconds_count, service_name)"
+    return (
+        dash.QueryVariable("service")
+        .label("Service")
+        .datasource(PROM)
+        .query({"query": query, "refId": "service"})
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .include_all(True)
+        .multi(True)
+        .all_value(".+")
+        .current(VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .sort(VariableSort.ALPHABETICAL_ASC)
+    )
+
+
+def trace_variable() -> dash.TextBoxVariable:
+    return (
+        dash.TextBoxVariable(TRACE_ID_VARIABLE)
+        .label("Trace id")
+        .description("Set by an exemplar's 'Trace and its logs' link: that trace and its logs.")
+        .default_value("")
+    )
+
+
+def ref_id(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+def timeseries_panel(panel: Panel) -> timeseries.Panel:
+    built = (
+        timeseries.Panel()
+        .datasource(PROM)
+        .unit(panel.unit)
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(
+            common_builders.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
+    )
     for index, query in enumerate(panel.queries):
-        target: dict[str, Any] = {
-            "datasource": datasource,
-            "refId": chr(ord("A") + index),
-            "expr": query.expr,
-        }
-        if panel.kind != "logs":
-            target["legendFormat"] = query.legend or "__auto"
-            target["exemplar"] = query.exemplar
-            target["range"] = True
-        targets.append(target)
-    rendered: dict[str, Any] = {
-        "id": panel_id,
-        "type": panel.kind,
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": datasource,
-        "gridPos": {"x": x, "y": y, "w": panel.width, "h": panel.height},
-        "targets": targets,
-    }
+        built = built.with_target(
+            prometheus.Dataquery()
+            .ref_id(ref_id(index))
+            .datasource(PROM)
+            .expr(query.expr)
+            .legend_format(query.legend or "__auto")
+            .exemplar(query.exemplar)
+            .range()
+        )
+    return built
+
+
+def logs_panel(panel: Panel) -> logs.Panel:
+    built = (
+        logs.Panel()
+        .datasource(LOKI)
+        .show_time(True)
+        .wrap_log_message(True)
+        .enable_log_details(True)
+        .sort_order(common.LogsSortOrder.DESCENDING)
+    )
+    for index, query in enumerate(panel.queries):
+        built = built.with_target(
+            loki.Dataquery().ref_id(ref_id(index)).datasource(LOKI).expr(query.expr)
+        )
+    return built
+
+
+def traces_panel(panel: Panel) -> dash.Panel:
+    built = dash.Panel().type("traces").datasource(JAEGER)
+    for index, query in enumerate(panel.queries):
+        built = built.with_target(JaegerTraceQuery(ref_id(index), query.trace_id))
+    return built
+
+
+# The SDK's panel builders share these setters without a common base class.
+PanelBuilder = TypeVar("PanelBuilder", timeseries.Panel, logs.Panel, dash.Panel)
+
+
+def framed(built: PanelBuilder, panel: Panel, panel_id: int) -> PanelBuilder:
+    return (
+        built.id(panel_id)
+        .title(panel.title)
+        .description(panel.description)
+        .span(panel.width)
+        .height(panel.height)
+    )
+
+
+def build_panel(panel: Panel, panel_id: int) -> cogbuilder.Builder[DashboardPanel]:
+    if panel.kind == "timeseries":
+        return framed(timeseries_panel(panel), panel, panel_id)
     if panel.kind == "logs":
-        rendered["options"] = {
-            "showTime": True,
-            "wrapLogMessage": True,
-            "enableLogDetails": True,
-            "sortOrder": "Descending",
-        }
-    else:
-        rendered["fieldConfig"] = {"defaults": {"unit": panel.unit}, "overrides": []}
-        rendered["options"] = {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        }
-    rendered.update(panel.extra)
-    return rendered
+        return framed(logs_panel(panel), panel, panel_id)
+    if panel.kind == "traces":
+        return framed(traces_panel(panel), panel, panel_id)
+    raise ValueError(f"panel {panel.title!r}: unknown kind {panel.kind!r}")
 
 
-def render(dashboard: Dashboard) -> dict[str, Any]:
-    panels: list[dict[str, Any]] = []
-    x = y = 0
-    row_height = 0
-    panel_id = 1
-    for item in dashboard.panels:
+def build(dashboard: Dashboard) -> dash.Dashboard:
+    """The SDK dashboard: rows and panels in order, ids from 1, laid out left to right."""
+    built = (
+        dash.Dashboard(dashboard.title)
+        .uid(dashboard.uid)
+        .description(dashboard.description)
+        .tags(["chenu-otel", *dashboard.tags])
+        .readonly()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .version(1)
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("browser")
+        .with_variable(service_variable())
+        .link(
+            dash.DashboardLink("CHE·NU dashboards")
+            .type(DashboardLinkType.DASHBOARDS)
+            .tags(["chenu-otel"])
+            .as_dropdown(True)
+        )
+    )
+    if dashboard.trace_variable:
+        built = built.with_variable(trace_variable())
+    for panel_id, item in enumerate(dashboard.panels, start=1):
         if isinstance(item, str):
-            y += row_height
-            x, row_height = 0, 0
-            panels.append(
-                {
-                    "id": panel_id,
-                    "type": "row",
-                    "title": item,
-                    "collapsed": False,
-                    "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
-                    "panels": [],
-                }
-            )
-            panel_id += 1
-            y += 1
-            continue
-        if x + item.width > 24:
-            y += row_height
-            x, row_height = 0, 0
-        panels.append(render_panel(item, panel_id, x, y))
-        panel_id += 1
-        x += item.width
-        row_height = max(row_height, item.height)
-    return {
-        "uid": dashboard.uid,
-        "title": dashboard.title,
-        "description": dashboard.description,
-        "tags": ["chenu-otel", *dashboard.tags],
-        "editable": False,
-        "graphTooltip": 1,
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "30s",
-        "time": {"from": "now-1h", "to": "now"},
-        "timezone": "browser",
-        "templating": {"list": [service_variable()]},
-        "annotations": {"list": []},
-        "links": [
-            {
-                "type": "dashboards",
-                "tags": ["chenu-otel"],
-                "asDropdown": True,
-                "title": "CHE·NU dashboards",
-            }
-        ],
-        "panels": panels,
-    }
+            built = built.with_row(dash.Row(item).id(panel_id))
+        else:
+            built = built.with_panel(build_panel(item, panel_id))
+    return built
 
 
 def service_red() -> Dashboard:
     http = "http_server_request_duration_seconds"
     errors_5xx = f'{SVC}, http_response_status_code=~"5.."'
+    trace = f"${TRACE_ID_VARIABLE}"
     return Dashboard(
-        uid="chenu-service-red",
+        uid=TRACE_DASHBOARD_UID,
         title="CHE·NU / Service RED",
-        description="Rate, errors and duration of HTTP requests; exemplars link to Jaeger traces.",
+        description="Rate, errors and duration of HTTP requests; exemplars link to Jaeger traces "
+        "and to this dashboard's trace and logs panels.",
         tags=["http"],
+        trace_variable=True,
         panels=[
             "Requests",
             Panel("Request rate by route", [q(rate_by(f"{http}_count", "http_route"))],
@@ -211,7 +279,8 @@ def service_red() -> Dashboard:
                 q(p95(http), "p95", exemplar=True),
                 q(p95(http, quantile=0.99), "p99", exemplar=True),
             ], unit="s", width=24, height=9,
-                  description="Click an exemplar diamond to open its trace in Jaeger."),
+                  description="Click an exemplar diamond: 'Trace and its logs' fills the row "
+                  "below, the Jaeger link opens the trace in Explore."),
             Panel("p95 latency by route", [q(p95(http, "http_route"), "{{http_route}}",
                                              exemplar=True)], unit="s"),
             Panel("Requests by status code", [q(rate_by(f"{http}_count",
@@ -223,6 +292,16 @@ def service_red() -> Dashboard:
                   unit="ops"),
             Panel("Active requests", [q(f"sum(http_server_active_requests{{{SVC}}})",
                                         "active")]),
+            "Trace and its logs (click an exemplar above)",
+            Panel(f"Trace {trace}", [Query(trace_id=trace)], kind="traces", width=24, height=12,
+                  description="The trace the exemplar points at; a span's log icon opens its "
+                  "logs in Loki (tracesToLogsV2)."),
+            # trace_id != "" first: while no exemplar was picked, show nothing rather than
+            # every line without a trace id.
+            Panel(f"Logs of trace {trace}", [q(
+                f'{{{SVC}}} | trace_id!="" | trace_id="{trace}"')], kind="logs", width=24,
+                  height=10, description="Log records whose trace_id (Loki structured metadata) "
+                  "is the selected trace: the request's own log lines, with their span ids."),
             "Logs",
             Panel("Service logs (trace_id opens the trace)",
                   [q('{service_name=~"$service"}')], kind="logs", width=24, height=10),
@@ -412,12 +491,12 @@ DASHBOARDS = (service_red, agents_llm, threads_websocket, database_cache, collec
 
 
 def generate() -> dict[str, str]:
-    """Return {file name: JSON text} for every dashboard."""
+    """Return {file name: JSON text} for every dashboard, exactly as committed."""
     files: dict[str, str] = {}
-    for build in DASHBOARDS:
-        dashboard = build()
-        files[f"{dashboard.uid}.json"] = json.dumps(render(dashboard), indent=2,
-                                                    ensure_ascii=False) + "\n"
+    for define in DASHBOARDS:
+        dashboard = define()
+        text = json.dumps(build(dashboard).build(), cls=JSONEncoder, indent=2, ensure_ascii=False)
+        files[f"{dashboard.uid}.json"] = text + "\n"
     return files
 
 
@@ -433,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = sorted(p.name for p in args.out.glob("*.json") if p.name not in files)
         if stale or extra:
             print(f"stale dashboards: {stale}; unexpected: {extra}; "
-                  "run python3 scripts/grafana_dashboards.py", file=sys.stderr)
+                  "run .venv/bin/python deploy/grafana/dashboards.py", file=sys.stderr)
             return 1
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
