@@ -62,6 +62,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.util._importlib_metadata import entry_points
 from prometheus_client import CollectorRegistry
 
+from chenu_otel.catalogue import views as catalogue_views
 from chenu_otel.scrubbing import ScrubbingSpanExporter
 from chenu_otel.settings import OtlpSettings, Settings, Signal, load_settings
 
@@ -174,7 +175,7 @@ def configure(
             return pipeline
 
         if views is None:
-            views = _catalogue_views()
+            views = catalogue_views()
         pipeline.tracer_provider = _tracer_provider(settings, resource, span_processors)
         if metrics_endpoint or "prometheus" in settings.exporters["metrics"]:
             pipeline.prometheus_registry = CollectorRegistry(auto_describe=True)
@@ -321,15 +322,6 @@ def _meter_provider(
         shutdown_on_exit=False,
         views=views,
     )
-
-
-def _catalogue_views() -> Sequence[View]:
-    """The metric catalogue's views (attribute allow-lists, bucket boundaries)."""
-    try:
-        from chenu_otel.metrics import views
-    except ImportError:  # the catalogue is optional for the core
-        return ()
-    return list(views())
 
 
 # --- logs -----------------------------------------------------------------------------------

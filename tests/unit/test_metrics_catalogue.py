@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chenu_otel import cli
-from chenu_otel.metrics import (
+from chenu_otel.catalogue import (
     CATALOGUE,
     GROUPS,
     IDENTIFIER_KEYS,
