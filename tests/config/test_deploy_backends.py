@@ -191,3 +191,28 @@ def test_a_failed_build_step_keeps_its_exit_status(tmp_path: Path) -> None:
     result = run_with_progress('with_progress jaeger 330 sh -c "exit 3" || echo "status=$?"',
                                tmp_path)
     assert result.stdout.strip() == "status=3", result.stderr
+
+
+def test_a_build_prints_progress_on_stderr_only_and_clears_a_killed_builds_leftovers(
+    binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """A real (re)build of VictoriaLogs into an empty cache (Go's own caches are warm by now):
+    stdout is the binary's path and nothing else, stderr says what is built and what to expect,
+    and the staging dir of an earlier, killed build is gone."""
+    leftover = tmp_path / "backends" / ".staging-victorialogs.killed"
+    leftover.mkdir(parents=True)
+    result = subprocess.run(
+        [str(SCRIPT), "--print", "victoria-logs"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "CHENU_OTEL_CACHE": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    built = tmp_path / "backends" / "victorialogs-v1.52.1" / "victoria-logs"
+    assert result.stdout == f"{built}\n"
+    assert "[chenu-otel] building victorialogs (victoria-logs) from the Go module proxy (a cold " \
+        "build takes about 1m00s on 2 cores)" in result.stderr
+    assert not leftover.exists()
+    version = subprocess.run(
+        [str(built), "-version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert version.stdout.strip() == EXPECTED_VERSIONS["victoria-logs"]
