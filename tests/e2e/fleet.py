@@ -11,6 +11,10 @@ the three gateways; gateways run collector/otelcol.yaml + collector/fleet/gatewa
 uses deploy/jaeger/config.yaml, Prometheus deploy/prometheus/prometheus.yml with compose's
 flags, as the single-collector pipeline does. Every listener is on 127.0.0.1 at a free port.
 
+Run it by hand to see the fleet work (prints where the data landed, example trace URLs):
+
+    python -m tests.e2e.fleet [--requests N] [--rate R] [--keep-running] [--work-dir DIR]
+
 The module also carries two exact replicas of upstream decisions, so a test can say which
 gateway a trace must reach and whether the probabilistic policy must keep it:
 `HashRing` (loadbalancing exporter v0.161.0, consistent_hashing.go: CRC-32 ring, 200 points per
@@ -46,7 +50,7 @@ import httpx
 
 from tests.collector_fixtures import BASE_CONFIG, COLLECTOR_DIR, CollectorProcess, build_collector
 from tests.deploy_files import DEPLOY, PROMETHEUS_DIR, backend_binary, load_yaml
-from tests.support import LOOPBACK, REPO_ROOT, ManagedProcess, free_port, http_ok, poll_until
+from tests.support import LOOPBACK, REPO_ROOT, ManagedProcess, free_port, http_ok
 
 FLEET_DIR = COLLECTOR_DIR / "fleet"
 AGENT_CONFIGS = (BASE_CONFIG, FLEET_DIR / "agent.yaml")
@@ -614,6 +618,72 @@ def running_fleet(work_dir: Path, **options: Any) -> Iterator[Fleet]:
         fleet.stop()
 
 
-def wait_for(probe: Any, *, what: str, timeout: float = 60) -> Any:
-    """poll_until with the fleet's usual pace."""
-    return poll_until(probe, timeout=timeout, interval=0.5, what=what)
+def summary(fleet: Fleet, records: Sequence[RequestRecord], seen: Observation) -> str:
+    """Where the fleet's data landed, with example trace URLs to open."""
+    kept = [r for r in records if r.trace_id in seen.traces]
+    lines = [
+        f"gateways (static ring): {', '.join(fleet.gateway_endpoints)}; spans accepted "
+        f"{seen.accepted}",
+        f"agents: {', '.join(a.grpc_endpoint for a in fleet.agents)} "
+        f"(frontend -> agent 0, backend -> agent {len(fleet.agents) - 1})",
+        f"requests served {seen.served}; span_metrics server calls in Prometheus "
+        f"{seen.span_metric_calls}; app request counts (agents -> Prometheus) "
+        f"{seen.app_metric_requests}",
+        f"Jaeger {fleet.jaeger_url}: kept {len(kept)} of {len(records)} traces "
+        f"(errors and slow ones always, {fleet.sampling.percentage:g} % of the rest)",
+    ]
+    for mode in MODES_SHOWN:
+        example = next((r for r in kept if r.mode == mode), None)
+        if example is not None:
+            lines.append(f"  {mode:5} {fleet.jaeger_url}/api/traces/{example.trace_id}")
+    lines.append(
+        f"Prometheus {fleet.prometheus_url}: "
+        "sum by (service_name, status_code) (traces_span_metrics_calls_total)"
+    )
+    return "\n".join(lines)
+
+
+MODES_SHOWN = ("error", "slow", "ok")
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fleet on loopback, send traffic through it, print where it landed."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.e2e.fleet",
+        description="apps -> 2 agents -> 3 gateways -> Jaeger + Prometheus, on 127.0.0.1",
+    )
+    parser.add_argument("--requests", type=int, default=300, help="frontend requests to send")
+    parser.add_argument("--rate", type=float, default=25.0, help="requests per second")
+    parser.add_argument("--sampling-percentage", type=float, default=25.0)
+    parser.add_argument("--keep-running", action="store_true", help="stay up until Ctrl-C")
+    parser.add_argument("--work-dir", type=Path, help="keep logs and data here (default: temp)")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="chenu-otel-fleet-"))
+    print(f"[fleet] building/starting; logs in {work_dir / 'logs'}", flush=True)
+    sampling = SamplingSettings(percentage=args.sampling_percentage)
+    try:
+        with running_fleet(work_dir, sampling=sampling) as fleet:
+            modes = mode_mix(args.requests, error_share=0.1, slow_share=0.1, seed=1)
+            print(f"[fleet] sending {len(modes)} requests at {args.rate:g}/s", flush=True)
+            records = fleet.drive(modes, rate_per_s=args.rate)
+            print(summary(fleet, records, settle(fleet)), flush=True)
+            if args.keep_running:
+                print("[fleet] running; Ctrl-C stops everything", flush=True)
+                signal.pause()
+    except KeyboardInterrupt:
+        print("\n[fleet] stopping", flush=True)
+    print("[fleet] stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
