@@ -140,6 +140,7 @@ HTTP_CASES: dict[str, tuple[str, dict[str, str], Callable[[], bytes], int]] = {
 # receiver cannot encode its own error as JSON and answers 500 instead of 400 (upstream).
 UPSTREAM_500 = pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="otlpreceiver 0.161.0 answers binary garbage sent as application/json with 500 "
     '"failed to marshal error message": its 400 status quotes the non-UTF-8 input',
 )
@@ -332,6 +333,7 @@ def test_nesting_at_the_size_limit_leaves_the_collector_up_and_data_flowing(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="collector 0.161.0 decodes AnyValue nesting without a depth limit: ~3.8 MiB of "
     "nested arrays raises RSS by ~600 MiB (decoding recursion: transient heap and goroutine "
     "stacks), beyond the memory_limiter's bound; no setting of this release bounds it except "
