@@ -10,10 +10,10 @@ With zero code, ``opentelemetry-instrument python app.py`` does the same through
 ``opentelemetry_distro``/``opentelemetry_configurator`` entry points.
 """
 
-from chenu_otel._providers import Pipeline, configure, current_pipeline, shutdown
 from chenu_otel.instrumentation import instrument_app, instrument_fastapi
 from chenu_otel.logging import bind_context, clear_context, get_logger, setup_logging
 from chenu_otel.middleware import MonitoringMiddleware
+from chenu_otel.pipeline import Pipeline, configure, current_pipeline, shutdown
 from chenu_otel.tracing import add_span_attributes, create_span, get_tracer, traced
 
 __all__ = [

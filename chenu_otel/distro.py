@@ -16,6 +16,9 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from chenu_otel.logging import setup_logging
+from chenu_otel.pipeline import configure
+
 #: Defaults the distro puts in the environment unless the user set them: stable HTTP semantic
 #: conventions only (``http.server.request.duration`` in seconds, no double recording).
 ENV_DEFAULTS = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}
@@ -44,9 +47,6 @@ class ChenuConfigurator(_BaseConfigurator):
     """Builds the providers with `chenu_otel.configure()` and routes logging through them."""
 
     def _configure(self, **kwargs: Any) -> None:
-        from chenu_otel._providers import configure
-        from chenu_otel.logging import setup_logging
-
         version = kwargs.get("auto_instrumentation_version")
         configure(resource_attributes={"telemetry.auto.version": version} if version else None)
         setup_logging(level=os.environ.get("CHENU_OTEL_LOG_LEVEL", "INFO"))

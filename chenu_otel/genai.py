@@ -43,7 +43,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from chenu_otel import metrics as _metrics
-from chenu_otel._follow import following_tracer
+from chenu_otel.proxies import TRACER_PROVIDER
 
 __all__ = [
     "AgentRun",
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-_tracer = following_tracer("chenu_otel.genai")
+_tracer = TRACER_PROVIDER.get_tracer("chenu_otel.genai")
 _current_run: ContextVar[AgentRun | None] = ContextVar("chenu_agent_run", default=None)
 
 P = ParamSpec("P")

@@ -35,8 +35,8 @@ from typing import Any, Final
 from opentelemetry.metrics import NoOpUpDownCounter
 
 from chenu_otel import metrics as _metrics
-from chenu_otel._follow import FollowingTracerProvider
 from chenu_otel.middleware import MonitoringMiddleware
+from chenu_otel.proxies import TRACER_PROVIDER
 
 __all__ = ["instrument_app", "instrument_engine", "instrument_fastapi", "instrument_redis"]
 
@@ -128,7 +128,7 @@ def instrument_engine(engine: Any, *, pool_name: str | None = None) -> None:
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
     from sqlalchemy import event
 
-    tracer = FollowingTracerProvider().get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    tracer = TRACER_PROVIDER.get_tracer("opentelemetry.instrumentation.sqlalchemy")
     # Pool use is measured below under the stable semconv names; the contrib counter is unused.
     EngineTracer(tracer, sync_engine, NoOpUpDownCounter("db.client.connections.usage"))
 
@@ -305,7 +305,7 @@ def instrument_redis(client: Any) -> None:
 
     RedisInstrumentor.instrument_client(
         client,
-        tracer_provider=FollowingTracerProvider(),
+        tracer_provider=TRACER_PROVIDER,
         request_hook=_redis_request_hook,
         response_hook=_redis_response_hook,
     )

@@ -25,10 +25,11 @@ from typing import IO, Any, Literal
 
 import orjson
 import structlog
-from opentelemetry import _logs, trace
+from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
 
+from chenu_otel.proxies import LOGGER_PROVIDER
 from chenu_otel.scrubbing import scrub_event_dict
 
 __all__ = [
@@ -121,7 +122,7 @@ class OTelLogRecordEmitter:
         level = str(event_dict.get("level") or method_name).lower()
         severity_number, severity_text = _SEVERITY.get(level, (SeverityNumber.INFO, "INFO"))
         try:
-            otel_logger = _logs.get_logger(name)
+            otel_logger = LOGGER_PROVIDER.get_logger(name)
             if not otel_logger.enabled(severity_number=severity_number):
                 return event_dict
             otel_logger.emit(

@@ -50,6 +50,7 @@ from chenu_otel.catalogue import (
     spec,
     views,
 )
+from chenu_otel.pipeline import configure, current_pipeline
 
 __all__ = [
     "CATALOGUE",
@@ -147,6 +148,7 @@ class _Tally:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[tuple[tuple[str, AttributeValue], ...], int] = {}
+        self.instrument: Any = None
 
     def add(self, amount: int, attributes: Mapping[str, AttributeValue] | None = None) -> None:
         key = tuple(attributes.items()) if attributes else ()
@@ -167,7 +169,7 @@ _TALLIES: Final = {"http.server.active_requests": _Tally()}
 def _create(meter: Meter, s: MetricSpec) -> Any:
     tally = _TALLIES.get(s.name)
     if tally is not None:
-        meter.create_observable_up_down_counter(
+        tally.instrument = meter.create_observable_up_down_counter(
             s.name, callbacks=[tally.observe], unit=s.unit, description=s.description
         )
         return tally
@@ -669,8 +671,6 @@ _PROMETHEUS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 def init_metrics(service: str, version: str, environment: str) -> None:
     """Seed entry point: configure chenu-otel for this service with the ``/metrics`` pull reader
     (idempotent, never raises)."""
-    from chenu_otel._providers import configure
-
     try:
         pipeline = configure(
             service_name=service,
@@ -691,9 +691,8 @@ def init_metrics(service: str, version: str, environment: str) -> None:
 
 
 def _prometheus_registry() -> Any:
-    from chenu_otel._providers import prometheus_registry
-
-    return prometheus_registry()
+    pipeline = current_pipeline()
+    return pipeline.prometheus_registry if pipeline is not None else None
 
 
 def get_metrics() -> bytes:

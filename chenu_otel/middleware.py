@@ -46,8 +46,8 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chenu_otel import metrics as _metrics
-from chenu_otel._follow import following_tracer
 from chenu_otel.logging import get_logger
+from chenu_otel.proxies import TRACER_PROVIDER
 
 __all__ = ["MonitoringMiddleware", "safe_header_value"]
 
@@ -162,7 +162,7 @@ class MonitoringMiddleware:
         self.active_requests = active_requests
         self.access_log = access_log
         self.excluded_paths = frozenset(excluded_paths)
-        self._tracer = following_tracer("chenu_otel.middleware")
+        self._tracer = TRACER_PROVIDER.get_tracer("chenu_otel.middleware")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]

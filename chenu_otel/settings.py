@@ -1,67 +1,137 @@
 """Read and validate the standard ``OTEL_*`` environment variables.
 
-`load_settings()` turns the environment into one immutable `Settings` value. Every variable is
-parsed by a small function that either returns the value or raises `ValueError` saying what is
-accepted. A rejected value is never fatal: it is reported with a warning that names the variable
-and the value, the documented default is used instead, and the variable is removed from
-``os.environ`` so that no other OpenTelemetry component (instrumentations, exporters) trips over
-it later. Header values are never echoed in warnings, since they usually carry credentials.
+`load_settings()` turns an environment (``os.environ`` by default) into one immutable `Settings`
+value and **never writes to it**. Each variable (named in `chenu_otel.environment_variables`) is
+parsed by a small function that returns the value or raises `ValueError` saying what is
+accepted. A rejected value is never fatal: a warning names the variable and the value (header
+values are never echoed, they usually carry credentials) and the documented default is used.
+
+How a rejected value stays away from the SDK: `chenu_otel.configure()` hands every validated
+value to the SDK explicitly (sampler, limits, batch processors, metric reader, exemplar filter,
+propagators, and each exporter's endpoint, headers, timeout, compression and temporality), so
+the SDK components it builds never read those variables. Two SDK code paths read the
+environment whatever arguments they are given: the gRPC exporters parse
+``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_TIMEOUT`` (and fail to start on a non-number), and
+the HTTP exporters merge ``OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS`` into every request. For exactly
+those variables, when a value was rejected, `Settings.sdk_environment` says what the SDK must
+see instead; ``configure()`` applies it (the one place chenu-otel writes ``os.environ``) and
+logs each change. ``OTEL_PROPAGATORS`` is validated too, but a bad name already breaks
+``import opentelemetry.propagate`` (and so ``import fastapi``) before any library can act.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
-from urllib.parse import unquote, urlsplit
+from importlib.metadata import entry_points
+from typing import Final, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
-from opentelemetry.util._importlib_metadata import entry_points
+from chenu_otel import environment_variables as env
 
 _logger = logging.getLogger("chenu_otel.settings")
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
-Signal = Literal["traces", "metrics", "logs"]
-SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
 
-PROTOCOLS = ("grpc", "http/protobuf")
-COMPRESSIONS = ("gzip", "none")
-SAMPLERS = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-)
-EXEMPLAR_FILTERS = ("trace_based", "always_on", "always_off")
-EXPORTERS: dict[Signal, tuple[str, ...]] = {
-    "traces": ("otlp", "console", "none"),
-    "metrics": ("otlp", "console", "prometheus", "none"),
-    "logs": ("otlp", "console", "none"),
+class Signal(enum.StrEnum):
+    """The three OpenTelemetry signals."""
+
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+
+class Protocol(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_PROTOCOL``."""
+
+    GRPC = "grpc"
+    HTTP_PROTOBUF = "http/protobuf"
+
+
+class Compression(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_COMPRESSION``."""
+
+    GZIP = "gzip"
+    NONE = "none"
+
+
+class Exporter(enum.StrEnum):
+    """``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` entries (``prometheus``: metrics only)."""
+
+    OTLP = "otlp"
+    CONSOLE = "console"
+    PROMETHEUS = "prometheus"
+    NONE = "none"
+
+
+class SamplerName(enum.StrEnum):
+    """``OTEL_TRACES_SAMPLER``."""
+
+    ALWAYS_ON = "always_on"
+    ALWAYS_OFF = "always_off"
+    TRACEIDRATIO = "traceidratio"
+    PARENTBASED_ALWAYS_ON = "parentbased_always_on"
+    PARENTBASED_ALWAYS_OFF = "parentbased_always_off"
+    PARENTBASED_TRACEIDRATIO = "parentbased_traceidratio"
+
+
+class ExemplarFilterName(enum.StrEnum):
+    """``OTEL_METRICS_EXEMPLAR_FILTER``."""
+
+    TRACE_BASED = "trace_based"
+    ALWAYS_ON = "always_on"
+    ALWAYS_OFF = "always_off"
+
+
+class Temporality(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``."""
+
+    CUMULATIVE = "cumulative"
+    DELTA = "delta"
+    LOWMEMORY = "lowmemory"
+
+
+class HistogramAggregation(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``."""
+
+    EXPLICIT_BUCKET = "explicit_bucket_histogram"
+    BASE2_EXPONENTIAL = "base2_exponential_bucket_histogram"
+
+
+SIGNALS: Final = tuple(Signal)
+EXPORTERS: Final[Mapping[Signal, tuple[Exporter, ...]]] = {
+    Signal.TRACES: (Exporter.OTLP, Exporter.CONSOLE, Exporter.NONE),
+    Signal.METRICS: (Exporter.OTLP, Exporter.CONSOLE, Exporter.PROMETHEUS, Exporter.NONE),
+    Signal.LOGS: (Exporter.OTLP, Exporter.CONSOLE, Exporter.NONE),
 }
-DEFAULT_ENDPOINT = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+DEFAULT_ENDPOINT: Final = {
+    Protocol.GRPC: "http://localhost:4317",
+    Protocol.HTTP_PROTOBUF: "http://localhost:4318",
+}
 
 #: Longest attribute value kept when OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is not set. The SDK's own
 #: default is unlimited; an observability library should not ship megabyte attributes by default.
-DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT = 4096
+DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: Final = 4096
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 @dataclass(frozen=True)
 class OtlpSettings:
     """Where and how one signal is sent over OTLP."""
 
-    protocol: str
+    protocol: Protocol
     #: Full URL for HTTP (``.../v1/traces``); ``scheme://host:port`` for gRPC.
     endpoint: str
     headers: Mapping[str, str]
     timeout_seconds: float
-    compression: str
+    compression: Compression
 
 
 @dataclass(frozen=True)
@@ -76,15 +146,17 @@ class BatchSettings:
 
 @dataclass(frozen=True)
 class LimitSettings:
-    attribute_value_length: int | None
+    """The attribute, event and link limits of spans and log records."""
+
+    attribute_value_length: int
     attribute_count: int
-    span_attribute_value_length: int | None
+    span_attribute_value_length: int
     span_attribute_count: int
     span_event_count: int
     span_link_count: int
     event_attribute_count: int
     link_attribute_count: int
-    log_attribute_value_length: int | None
+    log_attribute_value_length: int
     log_attribute_count: int
 
 
@@ -95,37 +167,45 @@ class Settings:
     sdk_disabled: bool
     service_name: str | None
     resource_attributes: Mapping[str, str]
-    exporters: Mapping[Signal, tuple[str, ...]]
+    exporters: Mapping[Signal, tuple[Exporter, ...]]
     otlp: Mapping[Signal, OtlpSettings]
-    sampler: str
+    sampler: SamplerName
     sampler_arg: float
     metric_export_interval_millis: int
     metric_export_timeout_millis: int
-    exemplar_filter: str
+    exemplar_filter: ExemplarFilterName
+    temporality: Temporality
+    histogram_aggregation: HistogramAggregation
     bsp: BatchSettings
     blrp: BatchSettings
     propagators: tuple[str, ...]
     limits: LimitSettings
     #: One sentence per rejected variable, in the order they were found.
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = ()
+    #: Variables the SDK reads itself whatever it is given, whose value was rejected: what the
+    #: SDK must see instead (None: unset). Applied by ``configure()``, never by reading.
+    sdk_environment: Mapping[str, str | None] = field(default_factory=dict)
 
 
 # --- parsers: str -> value, or ValueError("what is accepted") -------------------------------
 
 
 def parse_bool(raw: str) -> bool:
+    """``true`` or ``false``, any case."""
     value = raw.strip().lower()
     if value in ("true", "false"):
         return value == "true"
     raise ValueError("expected true or false")
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return value
+def _choice(kind: type[E]) -> Callable[[str], E]:
+    options = [str(member.value) for member in kind]
+
+    def parse(raw: str) -> E:
+        try:
+            return kind(raw.strip().lower())
+        except ValueError:
+            raise ValueError(f"expected one of {', '.join(options)}") from None
 
     return parse
 
@@ -144,6 +224,7 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def parse_ratio(raw: str) -> float:
+    """A number from 0 to 1 (``OTEL_TRACES_SAMPLER_ARG``)."""
     try:
         value = float(raw.strip())
     except ValueError:
@@ -154,6 +235,7 @@ def parse_ratio(raw: str) -> float:
 
 
 def parse_endpoint(raw: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host and a valid port."""
     value = raw.strip()
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -165,8 +247,8 @@ def parse_endpoint(raw: str) -> str:
     return value
 
 
-def parse_key_values(raw: str, *, what: str) -> tuple[dict[str, str], list[str]]:
-    """Parse the W3C-baggage-like ``k1=v1,k2=v2`` list used by OTEL_*_HEADERS and
+def parse_key_values(raw: str, *, headers: bool) -> tuple[dict[str, str], list[str]]:
+    """Parse the W3C-baggage-like ``k1=v1,k2=v2`` list of OTEL_*_HEADERS (`headers`) and
     OTEL_RESOURCE_ATTRIBUTES. Returns the valid pairs and one complaint per bad entry."""
     pairs: dict[str, str] = {}
     bad: list[str] = []
@@ -177,9 +259,9 @@ def parse_key_values(raw: str, *, what: str) -> tuple[dict[str, str], list[str]]
         key, value = unquote(key.strip()), unquote(value.strip())
         if not sep or not key:
             bad.append(f"entry {position} ({_peek(entry)}) has no key=value form")
-        elif what == "header" and not _HEADER_NAME.match(key):
+        elif headers and not _HEADER_NAME.match(key):
             bad.append(f"entry {position} has an invalid header name {key[:40]!r}")
-        elif what == "header" and any(c in value for c in "\r\n\0"):
+        elif headers and any(c in value for c in "\r\n\0"):
             bad.append(f"entry {position} ({key}) has a control character in its value")
         else:
             pairs[key] = value
@@ -196,9 +278,12 @@ def _peek(entry: str) -> str:
 
 
 class _Reader:
-    def __init__(self, environ: MutableMapping[str, str]) -> None:
+    """Reads one environment; collects problems and the SDK environment repairs."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.problems: list[str] = []
+        self.rejected: set[str] = set()
 
     def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
         raw = self.environ.get(name)
@@ -211,42 +296,31 @@ class _Reader:
             self.reject(name, f"{name}={shown} is not valid ({exc}); using the default {default!r}")
             return default
 
-    def reject(self, name: str, message: str, *, keep: str | None = None) -> None:
-        """Record a problem; replace (or remove) the variable so later readers see a sane value."""
-        self.problems.append(message)
-        _logger.warning("chenu-otel: %s", message)
-        if keep:
-            self.environ[name] = keep
-        else:
-            self.environ.pop(name, None)
+    def reject(self, name: str, message: str) -> None:
+        self.rejected.add(name)
+        if message not in self.problems:  # generic variables are read once per signal
+            self.problems.append(message)
+            _logger.warning("chenu-otel: %s", message)
 
     def signal_get(
-        self, signal: Signal, suffix: str, parse: Callable[[str], T], default: T
+        self, names: tuple[str, str], parse: Callable[[str], T], default: T
     ) -> tuple[T, bool]:
-        """Read OTEL_EXPORTER_OTLP_{SIGNAL}_{suffix}, falling back to OTEL_EXPORTER_OTLP_{suffix}.
-        The flag says whether the per-signal form was used."""
-        specific = f"OTEL_EXPORTER_OTLP_{signal.upper()}_{suffix}"
-        generic = f"OTEL_EXPORTER_OTLP_{suffix}"
+        """Read the per-signal variable, falling back to the generic one; the flag says whether
+        the per-signal form was used."""
+        specific, generic = names
         marker = object()
         value = self.get(specific, parse, marker)
         if value is not marker:
             return value, True  # type: ignore[return-value]
         return self.get(generic, parse, default), False
 
-    def key_values(self, name: str, *, what: str) -> dict[str, str]:
+    def key_values(self, name: str, *, headers: bool) -> dict[str, str]:
         raw = self.environ.get(name)
         if not raw:
             return {}
-        pairs, bad = parse_key_values(raw, what=what)
+        pairs, bad = parse_key_values(raw, headers=headers)
         for complaint in bad:
-            self.problems.append(f"{name}: {complaint}; the entry is ignored")
-            _logger.warning("chenu-otel: %s: %s; the entry is ignored", name, complaint)
-        if bad:
-            # Leave only the well-formed entries for components that read the variable themselves.
-            if pairs:
-                self.environ[name] = ",".join(f"{k}={v}" for k, v in pairs.items())
-            else:
-                self.environ.pop(name, None)
+            self.reject(name, f"{name}: {complaint}; the entry is ignored")
         return pairs
 
     def name_list(
@@ -264,7 +338,6 @@ class _Reader:
                 name,
                 f"{name}={raw!r} names unknown value(s) {', '.join(map(repr, unknown))} "
                 f"(accepted: {', '.join(allowed)}); using {','.join(kept)}",
-                keep=",".join(kept),
             )
             return kept
         return known
@@ -275,68 +348,36 @@ def _installed_propagators() -> tuple[str, ...]:
     return tuple(sorted(names | {"none"}))
 
 
-def load_settings(environ: MutableMapping[str, str] | None = None) -> Settings:
-    """Validate the OTEL_* variables of `environ` (default ``os.environ``), warning about each
-    rejected value and removing it from `environ`."""
-    env = os.environ if environ is None else environ
-    read = _Reader(env)
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate the OTEL_* variables of `environ` (default ``os.environ``, only read), warning
+    about each rejected value."""
+    source: Mapping[str, str] = os.environ if environ is None else environ
+    read = _Reader(source)
 
-    sdk_disabled = read.get("OTEL_SDK_DISABLED", parse_bool, False)
-    service_name = (env.get("OTEL_SERVICE_NAME") or "").strip() or None
-    resource_attributes = read.key_values("OTEL_RESOURCE_ATTRIBUTES", what="resource attribute")
+    sdk_disabled = read.get(env.OTEL_SDK_DISABLED, parse_bool, False)
+    service_name = (source.get(env.OTEL_SERVICE_NAME) or "").strip() or None
+    resource_attributes = read.key_values(env.OTEL_RESOURCE_ATTRIBUTES, headers=False)
 
-    exporters: dict[Signal, tuple[str, ...]] = {}
+    exporters: dict[Signal, tuple[Exporter, ...]] = {}
     otlp: dict[Signal, OtlpSettings] = {}
     for signal in SIGNALS:
-        exporters[signal] = read.name_list(
-            f"OTEL_{signal.upper()}_EXPORTER", EXPORTERS[signal], ("otlp",)
-        )
-        if "none" in exporters[signal]:
-            exporters[signal] = ()
+        allowed = tuple(str(e) for e in EXPORTERS[signal])
+        names = read.name_list(env.OTLP_PER_SIGNAL[signal].exporter, allowed, ("otlp",))
+        exporters[signal] = () if "none" in names else tuple(Exporter(n) for n in names)
         otlp[signal] = _otlp_settings(read, signal)
 
-    sampler = read.get("OTEL_TRACES_SAMPLER", _choice(SAMPLERS), "parentbased_always_on")
+    sampler = read.get(
+        env.OTEL_TRACES_SAMPLER, _choice(SamplerName), SamplerName.PARENTBASED_ALWAYS_ON
+    )
     sampler_arg = 1.0
     if sampler.endswith("traceidratio"):
-        sampler_arg = read.get("OTEL_TRACES_SAMPLER_ARG", parse_ratio, 1.0)
+        sampler_arg = read.get(env.OTEL_TRACES_SAMPLER_ARG, parse_ratio, 1.0)
 
     positive = _int_at_least(1)
-    non_negative = _int_at_least(0)
-    interval = read.get("OTEL_METRIC_EXPORT_INTERVAL", positive, 60000)
-    metric_timeout = read.get("OTEL_METRIC_EXPORT_TIMEOUT", positive, 30000)
-    exemplar_filter = read.get(
-        "OTEL_METRICS_EXEMPLAR_FILTER", _choice(EXEMPLAR_FILTERS), "trace_based"
-    )
-    bsp = _batch_settings(read, "OTEL_BSP", schedule_delay=5000)
-    blrp = _batch_settings(read, "OTEL_BLRP", schedule_delay=1000)
     propagators = read.name_list(
-        "OTEL_PROPAGATORS", _installed_propagators(), ("tracecontext", "baggage")
+        env.OTEL_PROPAGATORS, _installed_propagators(), ("tracecontext", "baggage")
     )
-    if "none" in propagators:
-        propagators = ()
-
-    value_length = read.get(
-        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", non_negative, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT
-    )
-    count = read.get("OTEL_ATTRIBUTE_COUNT_LIMIT", non_negative, 128)
-    limits = LimitSettings(
-        attribute_value_length=value_length,
-        attribute_count=count,
-        span_attribute_value_length=read.get(
-            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", non_negative, value_length
-        ),
-        span_attribute_count=read.get("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", non_negative, count),
-        span_event_count=read.get("OTEL_SPAN_EVENT_COUNT_LIMIT", non_negative, 128),
-        span_link_count=read.get("OTEL_SPAN_LINK_COUNT_LIMIT", non_negative, 128),
-        event_attribute_count=read.get("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", non_negative, count),
-        link_attribute_count=read.get("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", non_negative, count),
-        log_attribute_value_length=read.get(
-            "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", non_negative, value_length
-        ),
-        log_attribute_count=read.get("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", non_negative, count),
-    )
-
-    return Settings(
+    settings = Settings(
         sdk_disabled=sdk_disabled,
         service_name=service_name,
         resource_attributes=resource_attributes,
@@ -344,30 +385,49 @@ def load_settings(environ: MutableMapping[str, str] | None = None) -> Settings:
         otlp=otlp,
         sampler=sampler,
         sampler_arg=sampler_arg,
-        metric_export_interval_millis=interval,
-        metric_export_timeout_millis=metric_timeout,
-        exemplar_filter=exemplar_filter,
-        bsp=bsp,
-        blrp=blrp,
-        propagators=propagators,
-        limits=limits,
-        problems=tuple(read.problems),
+        metric_export_interval_millis=read.get(env.OTEL_METRIC_EXPORT_INTERVAL, positive, 60000),
+        metric_export_timeout_millis=read.get(env.OTEL_METRIC_EXPORT_TIMEOUT, positive, 30000),
+        exemplar_filter=read.get(
+            env.OTEL_METRICS_EXEMPLAR_FILTER,
+            _choice(ExemplarFilterName),
+            ExemplarFilterName.TRACE_BASED,
+        ),
+        temporality=read.get(
+            env.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+            _choice(Temporality),
+            Temporality.CUMULATIVE,
+        ),
+        histogram_aggregation=read.get(
+            env.OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION,
+            _choice(HistogramAggregation),
+            HistogramAggregation.EXPLICIT_BUCKET,
+        ),
+        bsp=_batch_settings(read, env.BSP, schedule_delay=5000),
+        blrp=_batch_settings(read, env.BLRP, schedule_delay=1000),
+        propagators=() if "none" in propagators else propagators,
+        limits=_limit_settings(read),
     )
+    return _with_problems(settings, read)
 
 
 def _otlp_settings(read: _Reader, signal: Signal) -> OtlpSettings:
-    protocol, _ = read.signal_get(signal, "PROTOCOL", _choice(PROTOCOLS), "grpc")
-    endpoint, specific = read.signal_get(signal, "ENDPOINT", parse_endpoint, "")
+    own, generic = env.OTLP_PER_SIGNAL[signal], env.OTLP_GENERIC
+    protocol, _ = read.signal_get(
+        (own.protocol, generic.protocol), _choice(Protocol), Protocol.GRPC
+    )
+    endpoint, specific = read.signal_get((own.endpoint, generic.endpoint), parse_endpoint, "")
     if not endpoint:
         endpoint, specific = DEFAULT_ENDPOINT[protocol], False
-    if protocol == "http/protobuf" and not specific:
+    if protocol is Protocol.HTTP_PROTOBUF and not specific:
         # The spec: a generic endpoint gets the per-signal path; a per-signal one is used as is.
         endpoint = endpoint.rstrip("/") + f"/v1/{signal}"
-    headers = dict(read.key_values("OTEL_EXPORTER_OTLP_HEADERS", what="header"))
-    headers.update(read.key_values(f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS", what="header"))
+    headers = dict(read.key_values(generic.headers, headers=True))
+    headers.update(read.key_values(own.headers, headers=True))
     # The spec gives OTLP timeouts in milliseconds (some SDK versions read seconds: we pass it).
-    timeout_ms, _ = read.signal_get(signal, "TIMEOUT", _int_at_least(1), 10000)
-    compression, _ = read.signal_get(signal, "COMPRESSION", _choice(COMPRESSIONS), "none")
+    timeout_ms, _ = read.signal_get((own.timeout, generic.timeout), _int_at_least(1), 10000)
+    compression, _ = read.signal_get(
+        (own.compression, generic.compression), _choice(Compression), Compression.NONE
+    )
     return OtlpSettings(
         protocol=protocol,
         endpoint=endpoint,
@@ -377,23 +437,71 @@ def _otlp_settings(read: _Reader, signal: Signal) -> OtlpSettings:
     )
 
 
-def _batch_settings(read: _Reader, prefix: str, *, schedule_delay: int) -> BatchSettings:
+def _batch_settings(
+    read: _Reader, names: env.BatchVariables, *, schedule_delay: int
+) -> BatchSettings:
     positive = _int_at_least(1)
-    queue = read.get(f"{prefix}_MAX_QUEUE_SIZE", positive, 2048)
-    batch = read.get(f"{prefix}_MAX_EXPORT_BATCH_SIZE", positive, min(512, queue))
+    queue = read.get(names.max_queue_size, positive, 2048)
+    batch = read.get(names.max_export_batch_size, positive, min(512, queue))
     if batch > queue:
         read.reject(
-            f"{prefix}_MAX_EXPORT_BATCH_SIZE",
-            f"{prefix}_MAX_EXPORT_BATCH_SIZE={batch} is larger than {prefix}_MAX_QUEUE_SIZE="
+            names.max_export_batch_size,
+            f"{names.max_export_batch_size}={batch} is larger than {names.max_queue_size}="
             f"{queue}; using {queue}",
-            keep=str(queue),
         )
         batch = queue
     return BatchSettings(
-        schedule_delay_millis=read.get(
-            f"{prefix}_SCHEDULE_DELAY", _int_at_least(0), schedule_delay
-        ),
-        export_timeout_millis=read.get(f"{prefix}_EXPORT_TIMEOUT", positive, 30000),
+        schedule_delay_millis=read.get(names.schedule_delay, _int_at_least(0), schedule_delay),
+        export_timeout_millis=read.get(names.export_timeout, positive, 30000),
         max_queue_size=queue,
         max_export_batch_size=batch,
     )
+
+
+def _limit_settings(read: _Reader) -> LimitSettings:
+    non_negative = _int_at_least(0)
+    value_length = read.get(
+        env.OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, non_negative, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    )
+    count = read.get(env.OTEL_ATTRIBUTE_COUNT_LIMIT, non_negative, 128)
+    return LimitSettings(
+        attribute_value_length=value_length,
+        attribute_count=count,
+        span_attribute_value_length=read.get(
+            env.OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, non_negative, value_length
+        ),
+        span_attribute_count=read.get(env.OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, non_negative, count),
+        span_event_count=read.get(env.OTEL_SPAN_EVENT_COUNT_LIMIT, non_negative, 128),
+        span_link_count=read.get(env.OTEL_SPAN_LINK_COUNT_LIMIT, non_negative, 128),
+        event_attribute_count=read.get(env.OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT, non_negative, count),
+        link_attribute_count=read.get(env.OTEL_LINK_ATTRIBUTE_COUNT_LIMIT, non_negative, count),
+        log_attribute_value_length=read.get(
+            env.OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT, non_negative, value_length
+        ),
+        log_attribute_count=read.get(
+            env.OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT, non_negative, count
+        ),
+    )
+
+
+def _with_problems(settings: Settings, read: _Reader) -> Settings:
+    """`settings` with the problems found and, for the variables the SDK exporters read
+    themselves whatever they are given, what they must see instead."""
+    repairs: dict[str, str | None] = {}
+    for signal in SIGNALS:
+        timeout = env.OTLP_PER_SIGNAL[signal].timeout
+        if timeout in read.rejected:  # the gRPC exporters float() it unconditionally
+            repairs[timeout] = None
+    headers = [env.OTLP_GENERIC.headers, *(env.OTLP_PER_SIGNAL[s].headers for s in SIGNALS)]
+    for name in headers:
+        if name in read.rejected:  # the HTTP exporters merge it into every request
+            valid, _ = parse_key_values(read.environ[name], headers=True)
+            repairs[name] = _key_values_text(valid)
+    return Settings(
+        **{**settings.__dict__, "problems": tuple(read.problems), "sdk_environment": repairs}
+    )
+
+
+def _key_values_text(pairs: Mapping[str, str]) -> str | None:
+    """The pairs in the percent-encoded form the SDK parses back; None when there are none."""
+    return ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs.items()) or None

@@ -48,7 +48,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chenu_otel import _providers
+from chenu_otel import pipeline as _pipeline
 from chenu_otel.scrubbing import ScrubbingSpanExporter
 
 __all__ = ["CapturedTelemetry", "OtlpSink", "attributes_of", "capture_telemetry"]
@@ -67,7 +67,7 @@ class CapturedTelemetry:
     span_exporter: InMemorySpanExporter
     metric_reader: InMemoryMetricReader
     log_exporter: InMemoryLogRecordExporter
-    pipeline: _providers.Pipeline
+    pipeline: _pipeline.Pipeline
 
     def spans(self) -> tuple[ReadableSpan, ...]:
         return self.span_exporter.get_finished_spans()
@@ -101,7 +101,7 @@ def capture_telemetry(**configure_kwargs: Any) -> Iterator[CapturedTelemetry]:
     span_exporter = InMemorySpanExporter()
     metric_reader = InMemoryMetricReader()
     log_exporter = InMemoryLogRecordExporter()
-    _providers.reset_for_tests()
+    _pipeline.reset()
     # Spans pass the same scrubbing as on their way to a real exporter.
     configure_kwargs["span_processors"] = [
         SimpleSpanProcessor(ScrubbingSpanExporter(span_exporter)),
@@ -115,11 +115,11 @@ def capture_telemetry(**configure_kwargs: Any) -> Iterator[CapturedTelemetry]:
         SimpleLogRecordProcessor(log_exporter),
         *configure_kwargs.get("log_record_processors", ()),
     ]
-    pipeline = _providers.configure(**configure_kwargs)
+    pipeline = _pipeline.configure(**configure_kwargs)
     try:
         yield CapturedTelemetry(span_exporter, metric_reader, log_exporter, pipeline)
     finally:
-        _providers.reset_for_tests()
+        _pipeline.reset()
 
 
 # --- over the wire --------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from chenu_otel.pipeline import configure, current_pipeline
+
 __all__ = [
     "add_span_attributes",
     "create_span",
@@ -43,10 +45,10 @@ def get_tracer(name: str = TRACER_NAME) -> trace.Tracer:
 
 
 def setup_tracing(**configure_kwargs: Any) -> trace.TracerProvider:
-    """Seed-compatible entry point: make sure the OTel pipeline is configured (idempotent)."""
-    from chenu_otel._providers import configure
-
-    configure(**configure_kwargs)
+    """Seed-compatible entry point: make sure the OTel pipeline is configured. Without
+    arguments it keeps a pipeline configured earlier (e.g. by ``init_metrics``)."""
+    if configure_kwargs or current_pipeline() is None:
+        configure(**configure_kwargs)
     return trace.get_tracer_provider()
 
 

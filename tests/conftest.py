@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chenu_otel import _providers
+from chenu_otel import pipeline
 from chenu_otel.testing import OtlpSink
 
 
@@ -18,7 +18,7 @@ def clean_otel_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
     yield
-    _providers.reset_for_tests()
+    pipeline.reset()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 import chenu_otel
-from chenu_otel import _providers
+from chenu_otel import pipeline
 from tests.support import DEBIAN_PROMTOOL, require_binary
 
 
@@ -53,7 +53,7 @@ def test_seed_snippet_serves_requests_and_metrics(monkeypatch) -> None:  # type:
     monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
     # No exporter asks for a pull endpoint: init_metrics() itself must provide /metrics.
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
-    _providers.reset_for_tests()
+    pipeline.reset()
     with TestClient(build_seed_app()) as client:
         assert (
             client.get("/agents", headers={"X-Request-ID": "seed-1"}).headers["x-request-id"]

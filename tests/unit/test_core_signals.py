@@ -206,22 +206,43 @@ def test_code_defaults_apply_when_environment_is_silent(memory_only: None) -> No
     assert span.resource.attributes["deployment.environment.name"] == "dev"
 
 
-def test_second_configure_changes_nothing(memory_only: None) -> None:
-    """configure() is idempotent: same pipeline, no second set of processors."""
+def test_second_configure_with_the_same_arguments_changes_nothing(
+    memory_only: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """configure() again with the same arguments returns the same pipeline, silently."""
+    first = chenu_otel.configure(service_name="same")
+    with caplog.at_level(logging.WARNING, logger="chenu_otel"):
+        again = chenu_otel.configure(service_name="same")
+    assert again is first
+    assert not [r for r in caplog.records if "configure() called again" in r.getMessage()]
+
+
+def test_second_configure_with_other_arguments_applies_and_says_so(
+    memory_only: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """configure() with different arguments installs a new pipeline, shuts the old one down and
+    warns naming what changed; tracers obtained earlier follow the new pipeline."""
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    early_tracer = trace.get_tracer("early")
     with capture_telemetry(service_name="first") as telemetry:
         late = InMemorySpanExporter()
-        again = chenu_otel.configure(
-            service_name="second", span_processors=[SimpleSpanProcessor(late)]
-        )
-        with create_span("once"):
+        with caplog.at_level(logging.WARNING, logger="chenu_otel"):
+            again = chenu_otel.configure(
+                service_name="second", span_processors=[SimpleSpanProcessor(late)]
+            )
+        with early_tracer.start_as_current_span("after"):
             pass
-        assert again is telemetry.pipeline
-        (span,) = telemetry.spans()
-    assert span.resource.attributes["service.name"] == "first"
-    assert late.get_finished_spans() == ()
+        assert again is not telemetry.pipeline
+        assert chenu_otel.current_pipeline() is again
+        assert telemetry.spans() == ()
+    (span,) = late.get_finished_spans()
+    assert span.name == "after"
+    assert span.resource.attributes["service.name"] == "second"
+    (warning,) = [r.getMessage() for r in caplog.records if "called again" in r.getMessage()]
+    assert "service_name: 'first' -> 'second'" in warning
+    assert "applied" in warning
 
 
 def test_sdk_disabled_exports_nothing_but_app_keeps_working(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
+import chenu_otel
 from chenu_otel.logging import get_logger
 from chenu_otel.settings import load_settings
-from chenu_otel.testing import OtlpSink, capture_telemetry
+from chenu_otel.testing import OtlpSink, capture_telemetry, environ_for
 from chenu_otel.tracing import create_span
 
 # (variable, bad value, text the warning must show, does export to the sink still work?)
@@ -77,16 +79,63 @@ def test_malformed_setting_warns_and_service_keeps_working(
         assert "sk-secret-value" not in " ".join(warnings)
 
 
-def test_rejected_value_is_removed_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Other OTel components reading os.environ later see the default, not the bad value."""
+def test_reading_settings_never_writes_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_settings() only reads: rejected values stay in os.environ, the defaults are used."""
     monkeypatch.setenv("OTEL_PROPAGATORS", "tracecontext,nonsense")
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots")
-    import os
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "ok=1,broken")
+    before = dict(os.environ)
 
     settings = load_settings()
+
+    assert dict(os.environ) == before
     assert settings.propagators == ("tracecontext",)
-    assert os.environ["OTEL_PROPAGATORS"] == "tracecontext"
-    assert "OTEL_BSP_MAX_QUEUE_SIZE" not in os.environ
+    assert settings.bsp.max_queue_size == 2048
+    assert settings.otlp["traces"].timeout_seconds == 10.0
+    assert settings.otlp["traces"].headers == {"ok": "1"}
+    assert len(settings.problems) == 4
+    assert settings.sdk_environment == {
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": None,
+        "OTEL_EXPORTER_OTLP_HEADERS": "ok=1",
+    }
+
+
+def test_a_timeout_the_grpc_exporter_would_refuse_does_not_stop_export(
+    monkeypatch: pytest.MonkeyPatch, otlp_sink: OtlpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK's gRPC exporter parses OTEL_EXPORTER_OTLP_TRACES_TIMEOUT itself and cannot start
+    on '10s': configure() hands it the validated value and spans still arrive."""
+    for name, value in environ_for(otlp_sink, "grpc").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s")
+    with caplog.at_level(logging.WARNING, logger="chenu_otel"):
+        pipeline = chenu_otel.configure(service_name="timeout-test")
+    with create_span("exported"):
+        pass
+    assert pipeline.force_flush(5_000)
+    otlp_sink.wait_for(lambda s: s.spans("grpc"), timeout=10)
+    assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" not in os.environ
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT='10s' is not valid" in messages
+    assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT is read by the SDK's exporters" in messages
+
+
+def test_http_exporters_never_send_a_rejected_header(
+    monkeypatch: pytest.MonkeyPatch, otlp_sink: OtlpSink
+) -> None:
+    """The SDK's HTTP exporters merge OTEL_EXPORTER_OTLP_HEADERS into each request themselves:
+    only the valid entries reach the wire, and export keeps working."""
+    for name, value in environ_for(otlp_sink, "http/protobuf").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=t1,x-evil=a%0D%0ASet-Cookie: x")
+    pipeline = chenu_otel.configure(service_name="headers-test")
+    with create_span("exported"):
+        pass
+    assert pipeline.force_flush(5_000)
+    received = otlp_sink.wait_for(lambda s: s._requests("traces", "http"), timeout=10)
+    assert received[0].headers["x-tenant"] == "t1"
+    assert "x-evil" not in received[0].headers
 
 
 def test_valid_settings_are_used_as_given(monkeypatch: pytest.MonkeyPatch) -> None:

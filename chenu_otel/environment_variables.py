@@ -1,0 +1,174 @@
+"""Every environment variable chenu-otel reads, one constant each.
+
+The ``OTEL_*`` names are the OpenTelemetry SDK's own constants (``opentelemetry.sdk.
+environment_variables`` and ``opentelemetry.environment_variables``), re-exported so that the
+package names each variable in one place; `chenu_otel.settings` parses them. The ``CHENU_*``
+variables are ours and documented here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from opentelemetry.environment_variables import (
+    OTEL_LOGS_EXPORTER,
+    OTEL_METRICS_EXPORTER,
+    OTEL_PROPAGATORS,
+    OTEL_TRACES_EXPORTER,
+)
+from opentelemetry.sdk.environment_variables import (
+    OTEL_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_BLRP_EXPORT_TIMEOUT,
+    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BLRP_MAX_QUEUE_SIZE,
+    OTEL_BLRP_SCHEDULE_DELAY,
+    OTEL_BSP_EXPORT_TIMEOUT,
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
+    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_EXPORTER_OTLP_COMPRESSION,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_LOGS_COMPRESSION,
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_LOGS_HEADERS,
+    OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_LOGS_TIMEOUT,
+    OTEL_EXPORTER_OTLP_METRICS_COMPRESSION,
+    OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION,
+    OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    OTEL_EXPORTER_OTLP_METRICS_HEADERS,
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+    OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+    OTEL_EXPORTER_OTLP_METRICS_TIMEOUT,
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_METRIC_EXPORT_INTERVAL,
+    OTEL_METRIC_EXPORT_TIMEOUT,
+    OTEL_METRICS_EXEMPLAR_FILTER,
+    OTEL_RESOURCE_ATTRIBUTES,
+    OTEL_SDK_DISABLED,
+    OTEL_SERVICE_NAME,
+    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SPAN_EVENT_COUNT_LIMIT,
+    OTEL_SPAN_LINK_COUNT_LIMIT,
+    OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG,
+)
+
+__all__ = [
+    "BLRP",
+    "BSP",
+    "CHENU_OTEL_LOG_LEVEL",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_METRICS_EXEMPLAR_FILTER",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_METRIC_EXPORT_TIMEOUT",
+    "OTEL_PROPAGATORS",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTLP_GENERIC",
+    "OTLP_PER_SIGNAL",
+    "BatchVariables",
+    "OtlpVariables",
+]
+
+
+@dataclass(frozen=True)
+class OtlpVariables:
+    """The OTLP exporter variables of one signal (or the generic ones)."""
+
+    exporter: str
+    endpoint: str
+    protocol: str
+    headers: str
+    timeout: str
+    compression: str
+
+
+#: ``OTEL_EXPORTER_OTLP_*``: apply to every signal unless its own variable is set.
+OTLP_GENERIC: Final = OtlpVariables(
+    exporter="",
+    endpoint=OTEL_EXPORTER_OTLP_ENDPOINT,
+    protocol=OTEL_EXPORTER_OTLP_PROTOCOL,
+    headers=OTEL_EXPORTER_OTLP_HEADERS,
+    timeout=OTEL_EXPORTER_OTLP_TIMEOUT,
+    compression=OTEL_EXPORTER_OTLP_COMPRESSION,
+)
+
+#: ``OTEL_{SIGNAL}_EXPORTER`` and ``OTEL_EXPORTER_OTLP_{SIGNAL}_*`` for traces, metrics, logs.
+OTLP_PER_SIGNAL: Final = {
+    "traces": OtlpVariables(
+        exporter=OTEL_TRACES_EXPORTER,
+        endpoint=OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        protocol=OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+        headers=OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+        timeout=OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+        compression=OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
+    ),
+    "metrics": OtlpVariables(
+        exporter=OTEL_METRICS_EXPORTER,
+        endpoint=OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+        protocol=OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+        headers=OTEL_EXPORTER_OTLP_METRICS_HEADERS,
+        timeout=OTEL_EXPORTER_OTLP_METRICS_TIMEOUT,
+        compression=OTEL_EXPORTER_OTLP_METRICS_COMPRESSION,
+    ),
+    "logs": OtlpVariables(
+        exporter=OTEL_LOGS_EXPORTER,
+        endpoint=OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
+        protocol=OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,
+        headers=OTEL_EXPORTER_OTLP_LOGS_HEADERS,
+        timeout=OTEL_EXPORTER_OTLP_LOGS_TIMEOUT,
+        compression=OTEL_EXPORTER_OTLP_LOGS_COMPRESSION,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BatchVariables:
+    """The four variables of a batch processor (spans: ``OTEL_BSP_*``, logs: ``OTEL_BLRP_*``)."""
+
+    schedule_delay: str
+    export_timeout: str
+    max_queue_size: str
+    max_export_batch_size: str
+
+
+BSP: Final = BatchVariables(
+    OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+)  # fmt: skip
+BLRP: Final = BatchVariables(
+    OTEL_BLRP_SCHEDULE_DELAY, OTEL_BLRP_EXPORT_TIMEOUT, OTEL_BLRP_MAX_QUEUE_SIZE,
+    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
+)  # fmt: skip
+
+#: Log level of the zero-code set-up (``opentelemetry-instrument``): DEBUG, INFO (default), ...
+CHENU_OTEL_LOG_LEVEL: Final = "CHENU_OTEL_LOG_LEVEL"
