@@ -38,7 +38,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Sum,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 Signal = Literal["traces", "metrics", "logs"]
 Nesting = Literal["kvlist", "array"]
@@ -94,9 +94,11 @@ def trace_request(
     name: str = "raw-span",
     attributes: Mapping[str, Any] | None = None,
     events: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    error: str | None = None,
     trace_id: bytes | None = None,
 ) -> ExportTraceServiceRequest:
-    """One SERVER span carrying `marker` (and `attributes`, and `events` as (name, attrs))."""
+    """One SERVER span carrying `marker` (and `attributes`, `events` as (name, attrs), and an
+    error status with `error` as its message)."""
     now = time.time_ns()
     span = Span(
         trace_id=trace_id or new_trace_id(),
@@ -111,6 +113,9 @@ def trace_request(
             for event, attrs in events
         ],
     )
+    if error is not None:
+        span.status.code = Status.STATUS_CODE_ERROR
+        span.status.message = error
     return ExportTraceServiceRequest(
         resource_spans=[
             ResourceSpans(
