@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -30,12 +29,13 @@ from typing import Any
 
 import pytest
 
-from chenu_otel.testing import OtlpSink, attributes_of, environ_for
+from chenu_otel.testing import OtlpSink, attributes_of
 from tests.collector_fixtures import (
     BASE_CONFIG,
     CollectorProcess,
     DownstreamCollector,
     OtlpData,
+    sender_env,
 )
 from tests.e2e.otlp_payloads import (
     log_request,
@@ -88,9 +88,7 @@ class AppExport:
 def app_export() -> Iterator[AppExport]:
     canaries = new_canaries()
     with OtlpSink() as sink:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        env.update(environ_for(sink, "grpc", OTEL_TRACES_SAMPLER="always_on"))
-        env["PYTHONPATH"] = str(REPO_ROOT)
+        env = sender_env(sink.grpc_endpoint, "grpc")
         result = subprocess.run(
             [sys.executable, str(APP), json.dumps(canaries)],
             capture_output=True,
