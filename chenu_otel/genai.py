@@ -32,6 +32,7 @@ import functools
 import inspect
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -40,10 +41,12 @@ from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
 
-from chenu_otel import metrics as _metrics
+from chenu_otel.errors import error_type, mark_error
 from chenu_otel.proxies import TRACER_PROVIDER
+from chenu_otel.recorders import FAILURE, RECORDERS, SUCCESS
 
 __all__ = [
     "AgentRun",
@@ -65,8 +68,9 @@ _current_run: ContextVar[AgentRun | None] = ContextVar("chenu_agent_run", defaul
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SUCCESS: Final = "success"
-FAILURE: Final = "failure"
+_genai: Final = RECORDERS.genai
+_threads: Final = RECORDERS.threads
+_errors: Final = RECORDERS.errors
 
 
 @dataclass
@@ -81,7 +85,7 @@ class TokenBudget:
         return max(self.limit - self.used, 0)
 
 
-class _Operation:
+class _Operation(ABC):
     """Shared span handling: start on enter, attach as current, end on exit."""
 
     _span: Span
@@ -94,14 +98,10 @@ class _Operation:
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def _end_span(self, error: BaseException | None) -> str | None:
-        error_type = None
-        if error is not None:
-            error_type = type(error).__name__
-            self._span.record_exception(error)
-            self._span.set_attribute("error.type", error_type)
-            self._span.set_status(Status(StatusCode.ERROR, error_type))
+        """End the span, marked failed by `error` if any; returns the error type."""
+        failure = mark_error(self._span, error) if error is not None else None
         self._span.end()
-        return error_type
+        return failure
 
     def _detach(self) -> None:
         try:
@@ -114,13 +114,14 @@ class _Operation:
         """The operation's span (set more attributes on it if needed)."""
         return self._span
 
+    @abstractmethod
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        raise NotImplementedError
+        """Record the operation's metrics and end its span (never raises)."""
 
     async def __aexit__(
         self,
@@ -169,9 +170,7 @@ class AgentRun(_Operation):
                 attrs["gen_ai.provider.name"] = self.provider
             self._begin(f"invoke_agent {self.agent_name}", SpanKind.INTERNAL, attrs)
             self._run_token = _current_run.set(self)
-            _metrics.instrument("chenu.agent.active_runs").add(
-                1, {"gen_ai.agent.name": self.agent_name}
-            )
+            _genai.run_started(self.agent_name)
         except Exception:
             _log.debug("agent run telemetry failed", exc_info=True)
         return self
@@ -207,49 +206,41 @@ class AgentRun(_Operation):
         duration = time.perf_counter() - self._start
         if exc is not None:
             self.outcome = FAILURE
-        agent = {"gen_ai.agent.name": self.agent_name}
-        with_outcome = {**agent, "chenu.outcome": self.outcome}
-        total = self.input_tokens + self.output_tokens
         span = self._span
-        span.set_attribute("gen_ai.usage.input_tokens", self.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", self.output_tokens)
-        span.set_attribute("chenu.cost.usd", self.cost_usd)
-        span.set_attribute("chenu.agent.steps", self.steps)
-        span.set_attribute("chenu.outcome", self.outcome)
-
-        inst = _metrics.instrument
-        inst("chenu.agent.executions").add(1, with_outcome)
-        inst("chenu.agent.execution.duration").record(duration, with_outcome)
-        inst("chenu.agent.steps").record(self.steps, with_outcome)
-        if self.input_tokens:
-            inst("chenu.agent.tokens").add(
-                self.input_tokens, {**agent, "gen_ai.token.type": "input"}
-            )
-        if self.output_tokens:
-            inst("chenu.agent.tokens").add(
-                self.output_tokens, {**agent, "gen_ai.token.type": "output"}
-            )
-        if self.cost_usd:
-            inst("chenu.agent.cost.usd").add(self.cost_usd, agent)
-        inst("chenu.agent.active_runs").add(-1, agent)
-
+        span.set_attributes(
+            {
+                "gen_ai.usage.input_tokens": self.input_tokens,
+                "gen_ai.usage.output_tokens": self.output_tokens,
+                "chenu.cost.usd": self.cost_usd,
+                "chenu.agent.steps": self.steps,
+                "chenu.outcome": self.outcome,
+            }
+        )
+        _genai.run_finished(
+            self.agent_name,
+            outcome=self.outcome,
+            duration_s=duration,
+            tokens={"input": self.input_tokens, "output": self.output_tokens},
+            cost_usd=self.cost_usd,
+            steps=self.steps,
+        )
+        _genai.run_ended(self.agent_name)
         budget = self.token_budget
         if budget is not None:
-            budget.used += total
-            span.set_attribute("chenu.token_budget.limit", budget.limit)
-            span.set_attribute("chenu.token_budget.used", budget.used)
-            span.set_attribute("chenu.token_budget.remaining", budget.remaining)
-            if total:
-                inst("chenu.thread.token_budget.used").add(total, agent)
-            inst("chenu.thread.token_budget.remaining").record(budget.remaining, agent)
-            if budget.limit > 0:
-                inst("chenu.thread.token_budget.utilization").record(
-                    min(budget.used / budget.limit, 1.0), agent
-                )
-            if budget.used >= budget.limit:
-                inst("chenu.thread.token_budget.exhausted").add(1, agent)
+            charged = self.input_tokens + self.output_tokens
+            budget.used += charged
+            span.set_attributes(
+                {
+                    "chenu.token_budget.limit": budget.limit,
+                    "chenu.token_budget.used": budget.used,
+                    "chenu.token_budget.remaining": budget.remaining,
+                }
+            )
+            _threads.budget_charged(
+                self.agent_name, charged=charged, limit=budget.limit, used=budget.used
+            )
         if exc is not None:
-            _metrics.record_error(type(exc).__name__, source="agent")
+            _errors.error(error_type(exc), "agent")
         self._end_span(exc)
 
 
@@ -283,15 +274,10 @@ class LLMCall(_Operation):
     async def __aenter__(self) -> LLMCall:
         return self.__enter__()
 
-    def _metric_attrs(self) -> dict[str, Any]:
-        attrs: dict[str, Any] = {
-            "gen_ai.operation.name": self.operation,
-            "gen_ai.provider.name": self.provider,
-            "gen_ai.request.model": self.model,
-        }
-        if self.response_model:
-            attrs["gen_ai.response.model"] = self.response_model
-        return attrs
+    def _metric_attrs(self) -> dict[str, AttributeValue]:
+        return _genai.llm_attributes(
+            self.model, self.provider, self.operation, self.response_model
+        )
 
     def record_usage(
         self,
@@ -318,15 +304,13 @@ class LLMCall(_Operation):
                 span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
             if response_id:
                 span.set_attribute("gen_ai.response.id", response_id)
-            attrs = self._metric_attrs()
-            usage = _metrics.instrument("gen_ai.client.token.usage")
-            usage.record(input_tokens, {**attrs, "gen_ai.token.type": "input"})
-            usage.record(output_tokens, {**attrs, "gen_ai.token.type": "output"})
-            if cost_usd:
-                cost_attrs = dict(attrs)
-                if self.run is not None:
-                    cost_attrs["gen_ai.agent.name"] = self.run.agent_name
-                _metrics.instrument("chenu.llm.cost.usd").add(cost_usd, cost_attrs)
+            _genai.llm_usage(
+                self._metric_attrs(),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd,
+                agent=self.run.agent_name if self.run is not None else None,
+            )
             if self.run is not None:
                 self.run.add_usage(input_tokens, output_tokens, cost_usd)
         except Exception:
@@ -340,12 +324,10 @@ class LLMCall(_Operation):
     ) -> None:
         try:
             duration = time.perf_counter() - self._start
-            error_type = self._end_span(exc)
-            attrs = self._metric_attrs()
-            if error_type:
-                attrs["error.type"] = error_type
-                _metrics.record_error(error_type, source="llm")
-            _metrics.instrument("gen_ai.client.operation.duration").record(duration, attrs)
+            failure = self._end_span(exc)
+            if failure:
+                _errors.error(failure, "llm")
+            _genai.llm_finished(self._metric_attrs(), duration, failure)
             if self.run is not None:
                 self.run.steps += 1
         except Exception:
@@ -400,16 +382,15 @@ class ToolCall(_Operation):
             duration = time.perf_counter() - self._start
             if exc is not None:
                 self.outcome = FAILURE
-                _metrics.record_error(type(exc).__name__, source="tool")
-            attrs: dict[str, Any] = {
-                "gen_ai.tool.name": self.tool_name,
-                "chenu.outcome": self.outcome,
-            }
+                _errors.error(error_type(exc), "tool")
             if self.run is not None:
-                attrs["gen_ai.agent.name"] = self.run.agent_name
                 self.run.steps += 1
-            _metrics.instrument("chenu.agent.tool.calls").add(1, attrs)
-            _metrics.instrument("chenu.agent.tool.duration").record(duration, attrs)
+            _genai.tool_call(
+                self.tool_name,
+                outcome=self.outcome,
+                duration_s=duration,
+                agent=self.run.agent_name if self.run is not None else None,
+            )
             self._end_span(exc)
         except Exception:
             _log.debug("tool call telemetry failed", exc_info=True)

@@ -44,10 +44,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
-from chenu_otel import metrics as _metrics
+from chenu_otel.errors import mark_error
+from chenu_otel.fastapi_telemetry import NATIVE_TELEMETRY_SCOPE_KEY, warn_native_telemetry_on
 from chenu_otel.logging import get_logger
 from chenu_otel.proxies import TRACER_PROVIDER
+from chenu_otel.recorders import RECORDERS, normalize_method
 
 __all__ = ["MonitoringMiddleware", "safe_header_value"]
 
@@ -59,6 +62,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 _log = logging.getLogger(__name__)
+_http: Final = RECORDERS.http
+_websocket: Final = RECORDERS.websocket
+_errors: Final = RECORDERS.errors
 ACCESS_LOGGER: Final = "chenu_otel.access"
 _access_log = get_logger(ACCESS_LOGGER)
 
@@ -92,17 +98,29 @@ class _HeaderGetter(Getter[Headers]):
 
 
 _GETTER: Final = _HeaderGetter()
-_fields_cache: list[Any] = [None, frozenset()]  # [text map propagator, its header names]
+
+
+class _PropagatorFields:
+    """The header names the global propagator reads, re-computed when it changes."""
+
+    def __init__(self) -> None:
+        self.propagator: object = None
+        self.names: frozenset[bytes] = frozenset()
+
+    def of(self, propagator: Any) -> frozenset[bytes]:
+        if propagator is not self.propagator:
+            self.names = frozenset(f.lower().encode("latin-1") for f in propagator.fields)
+            self.propagator = propagator
+        return self.names
+
+
+_propagator_fields: Final = _PropagatorFields()
 
 
 def _extract_parent(headers: Headers) -> otel_context.Context | None:
     """The caller's trace context; the propagators run only when a header they read is present
     (most requests carry none, and extraction scans every header per propagator)."""
-    textmap = propagate.get_global_textmap()
-    if _fields_cache[0] is not textmap:
-        _fields_cache[1] = frozenset(f.lower().encode("latin-1") for f in textmap.fields)
-        _fields_cache[0] = textmap
-    fields = _fields_cache[1]
+    fields = _propagator_fields.of(propagate.get_global_textmap())
     if not any(name in fields for name, _ in headers):
         return None
     return propagate.extract(headers, getter=_GETTER)
@@ -124,19 +142,6 @@ def _state_user_id(scope: Scope) -> str | None:
         if value is not None:
             return str(value)
     return None
-
-
-_warned_native = False
-
-
-def _warn_native() -> None:
-    global _warned_native
-    _warned_native = True
-    _log.warning(
-        "FastAPI's native telemetry is also tracing this app: every request gets two server "
-        "spans and two duration measurements; call chenu_otel.instrumentation.instrument_app(app) "
-        "or create the app with FastAPI(telemetry={'tracing': False, 'metrics': False})"
-    )
 
 
 class MonitoringMiddleware:
@@ -166,8 +171,8 @@ class MonitoringMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
-        if scope.get("fastapi.telemetry") is not None and not _warned_native:
-            _warn_native()
+        if NATIVE_TELEMETRY_SCOPE_KEY in scope:
+            warn_native_telemetry_on()
         if scope_type == "http" and scope.get("path") not in self.excluded_paths:
             await self._http(scope, receive, send)
         elif scope_type == "websocket":
@@ -252,6 +257,7 @@ class _RequestTelemetry:
         "process_time",
         "request_id",
         "response_length",
+        "scheme",
         "scope",
         "span",
         "start",
@@ -267,15 +273,16 @@ class _RequestTelemetry:
         headers: Headers = scope.get("headers") or []
         request_id, self.user_id, self.content_length = _scan_ids(headers)
         self.request_id = request_id or _new_request_id()
-        self.method = _metrics.normalize_method(scope.get("method", ""))
+        self.method = normalize_method(scope.get("method", ""))
         self.status = 0
         self.process_time: float | None = None
         self.response_length: bytes | None = None
 
+        self.scheme: str = scope.get("scheme", "http")
         attributes: dict[str, Any] = {
             "http.request.method": self.method,
             "url.path": scope.get("path", ""),
-            "url.scheme": scope.get("scheme", "http"),
+            "url.scheme": self.scheme,
             "network.protocol.version": scope.get("http_version", "1.1"),
             "chenu.request.id": self.request_id,
         }
@@ -299,9 +306,7 @@ class _RequestTelemetry:
             bound["user_id"] = self.user_id
         self.log_tokens = structlog.contextvars.bind_contextvars(**bound)
         if mw.active_requests:
-            _metrics.instrument("http.server.active_requests").add(
-                1, {"http.request.method": self.method, "url.scheme": attributes["url.scheme"]}
-            )
+            _http.request_started(self.method, self.scheme)
 
     def on_response_start(self, message: Message) -> Message:
         try:
@@ -338,23 +343,17 @@ class _RequestTelemetry:
         scope, span = self.scope, self.span
         status = self.status or 500  # no response started: the server answers 500
         route = _route_template(scope)
-        scheme = scope.get("scheme", "http")
         error_type: str | None = None
+        span_attrs: dict[str, Any] = {"http.response.status_code": status}
         if error is not None:
-            error_type = type(error).__name__
-            span.record_exception(error)
+            error_type = mark_error(span, error)
         elif status >= 500:
             error_type = str(status)
-
-        metric_attrs: dict[str, Any] = {
-            "http.request.method": self.method,
-            "http.response.status_code": status,
-            "url.scheme": scheme,
-            "network.protocol.version": scope.get("http_version", "1.1"),
-        }
-        span_attrs: dict[str, Any] = {"http.response.status_code": status}
+            span_attrs["error.type"] = error_type
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        if error_type is not None:
+            _errors.error(error_type, "http")
         if route is not None:
-            metric_attrs["http.route"] = route
             span_attrs["http.route"] = route
             span.update_name(
                 f"HTTP {route}" if self.method == "_OTHER" else f"{self.method} {route}"
@@ -362,21 +361,23 @@ class _RequestTelemetry:
         state_user = _state_user_id(scope) if self.user_id is None else None
         if state_user is not None:
             span_attrs["user.id"] = state_user
-        if error_type is not None:
-            metric_attrs["error.type"] = error_type
-            span_attrs["error.type"] = error_type
-            span.set_status(Status(StatusCode.ERROR, error_type))
-            _metrics.record_error(error_type, source="http")
         span.set_attributes(span_attrs)  # one lock round for all of them
 
         # Inside the span: the measurement carries the trace id as exemplar.
-        _metrics.instrument("http.server.request.duration").record(duration, metric_attrs)
-        if self.mw.record_body_sizes:
-            self._record_sizes(metric_attrs)
+        sizes = self.mw.record_body_sizes
+        _http.request_finished(
+            duration,
+            method=self.method,
+            status_code=status,
+            route=route,
+            scheme=self.scheme,
+            protocol_version=scope.get("http_version", "1.1"),
+            error_type=error_type,
+            request_size=_length(self.content_length) if sizes else None,
+            response_size=_length(self.response_length) if sizes else None,
+        )
         if self.mw.active_requests:
-            _metrics.instrument("http.server.active_requests").add(
-                -1, {"http.request.method": self.method, "url.scheme": scheme}
-            )
+            _http.request_ended(self.method, self.scheme)
         if self.mw.access_log:
             extra: dict[str, Any] = {}
             if state_user is not None:
@@ -394,13 +395,10 @@ class _RequestTelemetry:
             )
         span.end()
 
-    def _record_sizes(self, metric_attrs: dict[str, Any]) -> None:
-        for name, raw in (
-            ("http.server.request.body.size", self.content_length),
-            ("http.server.response.body.size", self.response_length),
-        ):
-            if raw is not None and raw.isdigit():
-                _metrics.instrument(name).record(int(raw), metric_attrs)
+
+def _length(raw: bytes | None) -> int | None:
+    """A Content-Length header value as a number, when it is one."""
+    return int(raw) if raw is not None and raw.isdigit() else None
 
 
 class _WebSocketTelemetry:
@@ -413,7 +411,7 @@ class _WebSocketTelemetry:
         request_id, user_id, _ = _scan_ids(headers)
         self.request_id = request_id or _new_request_id()
         self.accepted = False
-        self._route_attrs: dict[str, Any] | None = None
+        self._route_attrs: dict[str, AttributeValue] | None = None
         attributes: dict[str, Any] = {
             "url.path": scope.get("path", ""),
             "url.scheme": scope.get("scheme", "ws"),
@@ -431,7 +429,7 @@ class _WebSocketTelemetry:
             bound["user_id"] = user_id
         self.log_tokens = structlog.contextvars.bind_contextvars(**bound)
 
-    def route_attrs(self) -> dict[str, Any]:
+    def route_attrs(self) -> dict[str, AttributeValue]:
         if self._route_attrs is None:
             route = _route_template(self.scope)
             if route is None:
@@ -444,7 +442,7 @@ class _WebSocketTelemetry:
     def on_receive(self, message: Message) -> None:
         try:
             if message.get("type") == "websocket.receive":
-                _metrics.instrument("chenu.websocket.messages.received").add(1, self.route_attrs())
+                _websocket.message(self.route_attrs(), "received")
         except Exception:  # telemetry never raises into the request path
             _log.debug("websocket receive telemetry failed", exc_info=True)
 
@@ -452,12 +450,10 @@ class _WebSocketTelemetry:
         try:
             kind = message.get("type")
             if kind == "websocket.send":
-                _metrics.instrument("chenu.websocket.messages.sent").add(1, self.route_attrs())
+                _websocket.message(self.route_attrs(), "sent")
             elif kind == "websocket.accept" and not self.accepted:
                 self.accepted = True
-                attrs = self.route_attrs()
-                _metrics.instrument("chenu.websocket.connections").add(1, attrs)
-                _metrics.instrument("chenu.websocket.connections.active").add(1, attrs)
+                _websocket.connected(self.route_attrs())
                 headers = [
                     (k, v) for k, v in message.get("headers") or () if k.lower() not in _OWN_HEADERS
                 ]
@@ -469,17 +465,11 @@ class _WebSocketTelemetry:
 
     def finish(self, error: BaseException | None) -> None:
         try:
-            duration = time.perf_counter() - self.start
-            attrs = self.route_attrs()
+            attrs = self.route_attrs()  # also names the span after the route
             if self.accepted:
-                _metrics.instrument("chenu.websocket.connections.active").add(-1, attrs)
-                _metrics.instrument("chenu.websocket.connection.duration").record(duration, attrs)
+                _websocket.disconnected(attrs, time.perf_counter() - self.start)
             if error is not None:
-                error_type = type(error).__name__
-                self.span.record_exception(error)
-                self.span.set_attribute("error.type", error_type)
-                self.span.set_status(Status(StatusCode.ERROR, error_type))
-                _metrics.record_error(error_type, source="websocket")
+                _errors.error(mark_error(self.span, error), "websocket")
             self.span.end()
         except Exception:  # telemetry never raises into the request path
             _log.debug("websocket telemetry failed", exc_info=True)

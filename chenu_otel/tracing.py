@@ -1,13 +1,14 @@
-"""Tracing helpers: a decorator and a context manager over the global OTel tracer.
+"""Tracing helpers: a decorator and a context manager for spans of your own code.
 
 >>> from chenu_otel.tracing import traced, add_span_attributes
 >>> @traced("process_thread")
 ... async def process_thread(thread_id: str) -> None:
 ...     add_span_attributes(thread_id=thread_id)
 
-Spans go wherever the global TracerProvider sends them (`chenu_otel.configure()` sets it up).
-An exception leaving a traced function is recorded on the span, the span's status is set to
-error, and the exception is re-raised unchanged.
+Spans go to the pipeline `chenu_otel.configure()` installed. An exception leaving a traced
+function is recorded on the span and marks it failed (`mark_error`), and is re-raised
+unchanged. ``setup_tracing`` and ``instrument_fastapi`` are the earlier module's set-up names
+(`chenu_otel.compat`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from chenu_otel.pipeline import configure, current_pipeline
+from chenu_otel.compat import instrument_fastapi, setup_tracing
+from chenu_otel.errors import mark_error
+from chenu_otel.proxies import TRACER_PROVIDER
 
 __all__ = [
     "add_span_attributes",
     "create_span",
     "get_tracer",
     "instrument_fastapi",
+    "mark_error",
     "setup_tracing",
     "traced",
 ]
@@ -40,23 +44,9 @@ TRACER_NAME = "chenu_otel"
 
 
 def get_tracer(name: str = TRACER_NAME) -> trace.Tracer:
-    """The tracer for `name` from the current global TracerProvider."""
-    return trace.get_tracer(name)
-
-
-def setup_tracing(**configure_kwargs: Any) -> trace.TracerProvider:
-    """Seed-compatible entry point: make sure the OTel pipeline is configured. Without
-    arguments it keeps a pipeline configured earlier (e.g. by ``init_metrics``)."""
-    if configure_kwargs or current_pipeline() is None:
-        configure(**configure_kwargs)
-    return trace.get_tracer_provider()
-
-
-def instrument_fastapi(app: Any) -> None:
-    """Seed-compatible: instrument a FastAPI app (see `chenu_otel.instrument_app`)."""
-    from chenu_otel.instrumentation import instrument_fastapi as _instrument
-
-    _instrument(app)
+    """The tracer called `name`; its spans go to the pipeline `chenu_otel.configure()`
+    installed (or nowhere before that)."""
+    return TRACER_PROVIDER.get_tracer(name)
 
 
 def _clean(attributes: Mapping[str, Any] | None) -> dict[str, AttributeValue]:
@@ -101,14 +91,8 @@ def create_span(
         try:
             yield span
         except BaseException as exc:
-            _record_error(span, exc)
+            mark_error(span, exc)
             raise
-
-
-def _record_error(span: Span, exc: BaseException) -> None:
-    span.record_exception(exc)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-    span.set_attribute("error.type", type(exc).__qualname__)
 
 
 def traced(
