@@ -9,12 +9,15 @@ message mid-field, `gzip_bomb` compresses a huge run of zeros into a small body.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
 from google.protobuf.message import Message  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -197,6 +200,28 @@ def request_for(signal: Signal, service: str, marker: str) -> bytes:
     else:
         request = log_request(service, marker)
     return bytes(request.SerializeToString())
+
+
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+def otlp_json(message: Message) -> bytes:
+    """`message` as OTLP/JSON: protobuf's JSON mapping, except that trace and span ids are hex
+    (not base64) and enums are numbers, as the OTLP specification requires."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: base64.b64decode(value).hex()
+                if key in _ID_FIELDS and isinstance(value, str)
+                else convert(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [convert(value) for value in node]
+        return node
+
+    return json.dumps(convert(MessageToDict(message, use_integers_for_enums=True))).encode()
 
 
 # --- wire level -------------------------------------------------------------------------------
