@@ -636,56 +636,112 @@ def _component(filename: str) -> str:
     return "other"
 
 
-def profile(variant: str, requests: int) -> None:
-    """Run in the child: cProfile over `requests` requests and the flush that exports them.
-
-    Batch processors export from their own threads, which cProfile does not see, so their
-    schedule delay and batch size are set beyond the run (by the parent) and the final
-    force_flush exports everything in this thread, inside the profile, as one batch per
-    signal (the encoding cost per item does not depend on the batch size)."""
-    import cProfile
-    import pstats
-
+def profile_child(variant: str, requests: int) -> None:
+    """Child of --profile (run under py-spy): warm up, then `requests` requests and the
+    flush that exports them; prints the CPU time per request measured without sampling."""
     app = build_app(variant)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(_drive(app, 0, 300))
     flush_all()
-    # CPU time of this thread: waiting for a busy machine's CPU is not counted.
-    profiler = cProfile.Profile(time.thread_time)
-    cpu = time.process_time()
-    profiler.enable()
+    start = time.process_time()
     loop.run_until_complete(_drive(app, 300, requests))
     flush_all()
-    profiler.disable()
-    cpu = time.process_time() - cpu
-    stats = pstats.Stats(profiler)
-    totals: dict[str, float] = {}
-    entries = stats.stats.items()  # type: ignore[attr-defined]
-    for (filename, _, _), (_, _, tottime, _, callers) in entries:
-        if filename == "~" and callers:
-            # A C function's own time goes to the components that called it.
-            for (caller_file, _, _), (_, _, caller_share, _) in callers.items():
-                name = _component(caller_file)
-                totals[name] = totals.get(name, 0.0) + caller_share
-            continue
-        name = _component(filename)
-        totals[name] = totals.get(name, 0.0) + tottime
+    cpu_us = (time.process_time() - start) / requests * 1e6
+    print(json.dumps({"variant": variant, "us_per_request": cpu_us}))
+
+
+_FRAME_FILE = re.compile(r"\((.*?)(?::\d+)?\)$")
+
+
+def _sample_component(frames: list[str]) -> str:
+    """The component of the innermost frame that belongs to one (a helper such as copy,
+    dataclasses or typing counts for the code that called it)."""
+    for frame in reversed(frames):
+        match = _FRAME_FILE.search(frame)
+        name = _component(match.group(1) if match else frame)
+        if name not in ("other", "builtins (C calls)"):
+            return name
+    return "other"
+
+
+def profile(variant: str, requests: int, rate: int) -> None:
+    """Per-component share of the Python time (GIL held) of `variant`, all threads: py-spy
+    samples the child `rate` times a second; each sample counts for the component of its
+    innermost Python frame (C functions count for the Python code that called them). The
+    main thread counts only while it serves requests or flushes; the SDK's export threads
+    always. py-spy rather than cProfile: cProfile also times every C call, which inflates code
+    made of many cheap C calls (the wire encoder) far more than code that builds protobuf
+    objects in a few big C calls (the official encoder), and it does not see other threads."""
+    py_spy = BENCH_VENV / "bin" / "py-spy"
+    raw = CACHE / f"peers-profile-{variant}.txt"
+    receiver = Receiver()
+    try:
+        result = subprocess.run(
+            [
+                str(py_spy),
+                "record",
+                "--gil",
+                "--threads",
+                "--full-filenames",
+                "--format",
+                "raw",
+                "--rate",
+                str(rate),
+                "--output",
+                str(raw),
+                "--",
+                str(BENCH_PYTHON),
+                __file__,
+                "--profile-child",
+                variant,
+                "--requests",
+                str(requests),
+            ],
+            env=child_env(variant, receiver.endpoint),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    finally:
+        census = receiver.close()
+    if result.returncode != 0:
+        raise SystemExit(f"py-spy failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith('{"variant"')][-1]
+    cpu_us = json.loads(line)["us_per_request"]
+    totals: dict[str, int] = {}
+    threads: dict[str, int] = {"request thread": 0, "export threads": 0}
+    for entry in raw.read_text().splitlines():
+        stack, _, count_text = entry.rpartition(" ")
+        frames = stack.split(";")
+        # frames[0] names the thread; the request thread's outermost frame is this file.
+        in_main = len(frames) > 1 and "peers.py" in frames[1]
+        if in_main and not any(f.startswith(("_drive ", "flush_all ")) for f in frames):
+            continue  # imports, app set-up, warm-up
+        if len(frames) < 2 or any("importlib._bootstrap" in f for f in frames):
+            continue  # no Python frame (interpreter internals), or a one-time import
+        name = _sample_component(frames[1:])
+        totals[name] = totals.get(name, 0) + int(count_text)
+        threads["request thread" if in_main else "export threads"] += int(count_text)
     whole = sum(totals.values())
+    # Sampling pauses the process and stretches it; shares hold, so µs are shares of the
+    # CPU time per request measured without sampling.
     print(
         f"profile of {variant}: {requests} requests + the flush that exports them; "
-        f"{cpu / requests * 1e6:.0f} µs CPU/request under cProfile (profiling inflates "
-        "every figure; read the shares)"
+        f"{cpu_us:.0f} µs CPU/request (whole process, unsampled); py-spy --gil at {rate} Hz: "
+        f"{whole} samples; µs below = share x {cpu_us:.0f}"
     )
-    print(f"{'component':36} {'µs/req':>7} {'share':>6}")
-    for name, seconds in sorted(totals.items(), key=lambda item: -item[1]):
-        print(f"{name:36} {seconds / requests * 1e6:7.1f} {seconds / whole:6.1%}")
-    export = sum(s for n, s in totals.items() if n.startswith(("OTLP", "SDK batch")))
+    print(f"{'component':42} {'µs/req':>7} {'share':>6}")
+    for name, samples in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"{name:42} {samples / whole * cpu_us:7.1f} {samples / whole:6.1%}")
+    export = sum(n for c, n in totals.items() if c.startswith(("OTLP", "SDK batch")))
     print(
-        f"{'export share (encoding + HTTP + batch)':36} {export / requests * 1e6:7.1f} "
+        f"{'export (encoding + HTTP client + batching)':42} {export / whole * cpu_us:7.1f} "
         f"{export / whole:6.1%}"
     )
-    print("\ntop functions by own time:")
-    stats.sort_stats("tottime").print_stats(15)
+    for thread, samples in threads.items():
+        print(f"{thread:42} {samples / whole * cpu_us:7.1f} {samples / whole:6.1%}")
+    print(f"received: {census.spans} spans, {census.log_records} log records; raw: {raw}")
 
 
 # --- set-up and entry point -----------------------------------------------------------------
@@ -722,7 +778,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="(B) wrk duration, <= 15")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--skip-uvicorn", action="store_true")
-    parser.add_argument("--profile", choices=VARIANTS)
+    parser.add_argument("--profile", choices=VARIANTS, help="py-spy profile of one variant")
+    parser.add_argument("--rate", type=int, default=500, help="--profile samples per second")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -738,7 +795,7 @@ def main() -> None:
         serve(args.serve, args.port)
         return
     if args.profile_child:
-        profile(args.profile_child, args.requests)
+        profile_child(args.profile_child, args.requests)
         return
     if not BENCH_PYTHON.exists():
         raise SystemExit("no bench virtualenv: run `python3 bench/peers.py --setup` first")
@@ -746,35 +803,7 @@ def main() -> None:
         # The parent decodes OTLP too: run it in the bench virtualenv as well.
         os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), __file__, *sys.argv[1:]])
     if args.profile:
-        receiver = Receiver()
-        env = child_env(args.profile, receiver.endpoint)
-        env.update(
-            {
-                "OTEL_BSP_SCHEDULE_DELAY": "3600000",
-                "OTEL_BLRP_SCHEDULE_DELAY": "3600000",
-                "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
-                "OTEL_BLRP_MAX_QUEUE_SIZE": "100000",
-                # A full batch wakes the worker thread early: make one batch hold the run.
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000",
-                "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "100000",
-            }
-        )
-        try:
-            subprocess.run(
-                [
-                    str(BENCH_PYTHON),
-                    __file__,
-                    "--profile-child",
-                    args.profile,
-                    "--requests",
-                    str(args.requests),
-                ],
-                env=env,
-                check=True,
-            )
-        finally:
-            census = receiver.close()
-        print(f"received: {census.spans} spans, {census.log_records} log records")
+        profile(args.profile, args.requests * 2, args.rate)
         return
     if args.seconds > 15:
         raise SystemExit("--seconds is at most 15")
