@@ -91,7 +91,22 @@ def add_trace_context(
     return event_dict
 
 
-_second_cache: list[Any] = [-1, ""]  # [epoch second, its "YYYY-MM-DDTHH:MM:SS" text]
+class _SecondText:
+    """The ``YYYY-MM-DDTHH:MM:SS`` text of the current second: strftime once per second, not
+    once per line."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def of(self, second: int) -> str:
+        if second != self.second:
+            self.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return self.text
+
+
+_second_text = _SecondText()
 
 
 def _add_timestamp(
@@ -99,13 +114,10 @@ def _add_timestamp(
 ) -> MutableMapping[str, Any]:
     """ISO-8601 UTC ``timestamp`` with milliseconds, and the exact time for the LogRecord."""
     now = time.time_ns()
-    second = now // 1_000_000_000
-    cached = _second_cache
-    if cached[0] != second:  # strftime once per second, not once per line
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        cached[0] = second
     event_dict["_time_ns"] = now
-    event_dict["timestamp"] = f"{cached[1]}.{(now // 1_000_000) % 1000:03d}Z"
+    event_dict["timestamp"] = (
+        f"{_second_text.of(now // 1_000_000_000)}.{(now // 1_000_000) % 1000:03d}Z"
+    )
     return event_dict
 
 
@@ -336,10 +348,6 @@ def get_logger(name: str | None = None, **initial_values: Any) -> Any:
 def bind_context(**values: Any) -> None:
     """Add key-values to every following log record of this task/thread (contextvars)."""
     structlog.contextvars.bind_contextvars(**values)
-
-
-def unbind_context(*keys: str) -> None:
-    structlog.contextvars.unbind_contextvars(*keys)
 
 
 def clear_context() -> None:

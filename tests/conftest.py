@@ -1,4 +1,6 @@
-"""Fixtures shared by every layer: a clean OTEL_* environment and fresh OTel globals per test."""
+"""Fixtures shared by every layer: a clean OTEL_* environment and a reset chenu-otel per test.
+
+`capotel` and `otlp_sink` come from chenu-otel's own pytest plugin (chenu_otel.testing)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from chenu_otel import pipeline
-from chenu_otel.testing import OtlpSink
 
 
 @pytest.fixture(autouse=True)
@@ -26,10 +27,3 @@ def memory_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No exporter from the environment: only what a test passes in is used."""
     for signal in ("TRACES", "METRICS", "LOGS"):
         monkeypatch.setenv(f"OTEL_{signal}_EXPORTER", "none")
-
-
-@pytest.fixture
-def otlp_sink() -> Iterator[OtlpSink]:
-    """A real OTLP receiver (gRPC + HTTP/protobuf) on 127.0.0.1."""
-    with OtlpSink() as sink:
-        yield sink

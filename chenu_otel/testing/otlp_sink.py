@@ -1,16 +1,6 @@
-"""Test helpers: capture all three signals in memory, or receive real OTLP on loopback.
+"""A real OTLP receiver on loopback, for tests of what an exporter really sends.
 
-In memory (unit tests of your own code)::
-
-    from chenu_otel.testing import capture_telemetry
-
-    def test_checkout_logs_and_spans():
-        with capture_telemetry(service_name="shop") as telemetry:
-            checkout()
-        assert telemetry.spans()[0].name == "checkout"
-        assert telemetry.logs()[0].log_record.body == "order_placed"
-
-Over the wire (what an exporter really sends)::
+::
 
     with OtlpSink() as sink:            # gRPC and HTTP/protobuf on 127.0.0.1, free ports
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.grpc_endpoint
@@ -24,9 +14,8 @@ import gzip
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -41,88 +30,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as LogRecordPb
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanPb
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chenu_otel import pipeline as _pipeline
-from chenu_otel.scrubbing import ScrubbingSpanExporter
-
-__all__ = ["CapturedTelemetry", "OtlpSink", "attributes_of", "capture_telemetry"]
+__all__ = ["OtlpSink", "Received", "attributes_of", "environ_for"]
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
-
-
-# --- in memory ------------------------------------------------------------------------------
-
-
-@dataclass
-class CapturedTelemetry:
-    """What the in-memory exporters received during `capture_telemetry()`."""
-
-    span_exporter: InMemorySpanExporter
-    metric_reader: InMemoryMetricReader
-    log_exporter: InMemoryLogRecordExporter
-    pipeline: _pipeline.Pipeline
-
-    def spans(self) -> tuple[ReadableSpan, ...]:
-        return self.span_exporter.get_finished_spans()
-
-    def logs(self) -> tuple[ReadableLogRecord, ...]:
-        self.pipeline.force_flush()
-        return self.log_exporter.get_finished_logs()
-
-    def metrics(self) -> MetricsData | None:
-        return self.metric_reader.get_metrics_data()
-
-    def metric_points(self, name: str) -> list[Any]:
-        """All data points of the metric called `name` (collects now)."""
-        data = self.metrics()
-        points: list[Any] = []
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    if metric.name == name:
-                        points.extend(metric.data.data_points)
-        return points
-
-
-@contextmanager
-def capture_telemetry(**configure_kwargs: Any) -> Iterator[CapturedTelemetry]:
-    """Configure chenu-otel with in-memory exporters (next to any from ``OTEL_*``), yield what
-    they capture, then shut the pipeline down and reset the OpenTelemetry globals.
-
-    Pass ``OTEL_TRACES_EXPORTER=none`` etc. in the environment to capture only in memory.
-    """
-    span_exporter = InMemorySpanExporter()
-    metric_reader = InMemoryMetricReader()
-    log_exporter = InMemoryLogRecordExporter()
-    _pipeline.reset()
-    # Spans pass the same scrubbing as on their way to a real exporter.
-    configure_kwargs["span_processors"] = [
-        SimpleSpanProcessor(ScrubbingSpanExporter(span_exporter)),
-        *configure_kwargs.get("span_processors", ()),
-    ]
-    configure_kwargs["metric_readers"] = [
-        metric_reader,
-        *configure_kwargs.get("metric_readers", ()),
-    ]
-    configure_kwargs["log_record_processors"] = [
-        SimpleLogRecordProcessor(log_exporter),
-        *configure_kwargs.get("log_record_processors", ()),
-    ]
-    pipeline = _pipeline.configure(**configure_kwargs)
-    try:
-        yield CapturedTelemetry(span_exporter, metric_reader, log_exporter, pipeline)
-    finally:
-        _pipeline.reset()
-
-
-# --- over the wire --------------------------------------------------------------------------
 
 
 def _any_value(value: AnyValue) -> Any:
