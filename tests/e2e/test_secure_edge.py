@@ -93,7 +93,7 @@ def test_app_gets_in_with_standard_variables_only(edge: EdgeCollector, protocol:
 @pytest.mark.xfail(
     strict=True,
     raises=TimeoutError,
-    reason="chenu_otel/_providers.py builds the OTLP/HTTP exporter with a plain requests "
+    reason="chenu_otel/exporters.py builds the OTLP/HTTP exporter with a plain requests "
     "session, and requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the session's CA "
     "(psf/requests#3829): OTEL_EXPORTER_OTLP_CERTIFICATE is ignored when either is set",
 )
