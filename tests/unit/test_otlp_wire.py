@@ -70,6 +70,11 @@ from opentelemetry.trace import (
 from chenu_otel.otlp_wire import encode_logs, encode_spans
 from chenu_otel.otlp_wire_metrics import encode_metrics
 
+# Several tests drop log record attributes on purpose (limits, invalid keys).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::opentelemetry.sdk._logs.LogRecordDroppedAttributesWarning"
+)
+
 # --- comparison ------------------------------------------------------------------------------
 
 
