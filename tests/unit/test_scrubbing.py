@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -114,9 +114,10 @@ def test_exception_message_is_masked_in_event_and_status(memory_only: None) -> N
     """A traced function raising with a credential in its message: the exception event and the
     span status description are scrubbed, the exception type kept."""
 
-    @traced("call_upstream")
-    def call() -> None:
+    def upstream() -> None:
         raise ConnectionError(f"GET https://api.example/v1?api_key={SECRET} refused")
+
+    call: Callable[[], None] = traced("call_upstream")(upstream)
 
     with capture_telemetry() as telemetry:
         with pytest.raises(ConnectionError):
