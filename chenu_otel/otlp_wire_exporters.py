@@ -11,8 +11,10 @@ message, byte for byte (see `chenu_otel.otlp_wire`).
     provider.add_span_processor(BatchSpanProcessor(HttpWireSpanExporter(endpoint=url)))
 
 The official exporters offer no public encoding hook, so this module relies on these
-private members, checked against release 1.45.1 (`PRIVATE_MEMBERS`; `check_compatible()`
-fails loudly when an upgrade removes one, and every constructor calls it):
+private members, checked against release 1.45.1 (`PRIVATE_MEMBERS`). Every constructor checks
+them: when an upgrade removed one, the exporter logs a warning naming it and works exactly as
+the official one (official encoding), so telemetry keeps flowing; `check_compatible()` raises
+instead, for tests:
 
 - HTTP (``proto.http``): ``_client`` (the retrying ``_OTLPHTTPClient``; its ``export(bytes)``
   returns an ``_ExportResult``), ``_metrics`` (the exporter's own metrics), ``_shutdown``,
@@ -112,6 +114,16 @@ def check_compatible(exporter: object) -> None:
             )
 
 
+def _wire_ready(exporter: object) -> bool:
+    """`check_compatible` as a warning: False means the official path runs unchanged."""
+    try:
+        check_compatible(exporter)
+    except RuntimeError as error:
+        _logger.warning("%s; this exporter falls back to the official encoding", error)
+        return False
+    return True
+
+
 # --- OTLP/HTTP ------------------------------------------------------------------------------
 
 
@@ -152,12 +164,11 @@ class HttpWireSpanExporter(OfficialHttpSpanExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        check_compatible(self)
+        self._wire = _wire_ready(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shutdown:
-            _logger.warning("Exporter already shutdown, ignoring batch")
-            return SpanExportResult.FAILURE
+        if self._shutdown or not self._wire:
+            return super().export(spans)
         sent = _post(self, len(spans), lambda: encode_spans(spans), "span")
         return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
 
@@ -167,12 +178,11 @@ class HttpWireLogExporter(OfficialHttpLogExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        check_compatible(self)
+        self._wire = _wire_ready(self)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        if self._shutdown:
-            _logger.warning("Exporter already shutdown, ignoring batch")
-            return LogRecordExportResult.FAILURE
+        if self._shutdown or not self._wire:
+            return super().export(batch)
         sent = _post(self, len(batch), lambda: encode_logs(batch), "logs")
         return LogRecordExportResult.SUCCESS if sent else LogRecordExportResult.FAILURE
 
@@ -194,12 +204,12 @@ class HttpWireMetricExporter(OfficialHttpMetricExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        check_compatible(self)
+        self._wire = _wire_ready(self)
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float | None = 10000, **kwargs: Any
     ) -> MetricExportResult:
-        if self._shutdown or self._max_export_batch_size is not None:
+        if self._shutdown or not self._wire or self._max_export_batch_size is not None:
             return super().export(metrics_data, timeout_millis, **kwargs)
         sent = _post(
             self, _count_points(metrics_data), lambda: encode_metrics(metrics_data), "metrics"
@@ -231,15 +241,21 @@ class _BytesOverGrpc:
     _response: Any
     _wire_encode: Callable[[Any], bytes]
 
+    _wire = False
+
     def _initialize_channel_and_stub(self) -> None:
         official: Any = super()
         official._initialize_channel_and_stub()
-        exporter: Any = self
-        exporter._client = _BytesStub(exporter._channel, self._method, self._response)
-        check_compatible(self)
+        self._wire = _wire_ready(self)
+        if self._wire:
+            exporter: Any = self
+            exporter._client = _BytesStub(exporter._channel, self._method, self._response)
 
     def _translate_data(self, data: Any) -> Any:
-        return type(self)._wire_encode(data)
+        if self._wire:
+            return type(self)._wire_encode(data)
+        official: Any = super()
+        return official._translate_data(data)
 
 
 class GrpcWireSpanExporter(_BytesOverGrpc, OfficialGrpcSpanExporter):

@@ -16,6 +16,7 @@ from opentelemetry.exporter.otlp.proto.common.metrics_encoder import (
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
     encode_spans as official_spans,
 )
+from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as OfficialHttpSpanExporter,
 )
@@ -34,6 +35,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chenu_otel.otlp_wire_exporters import (
+    PRIVATE_MEMBERS,
     GrpcWireLogExporter,
     GrpcWireMetricExporter,
     GrpcWireSpanExporter,
@@ -233,3 +235,40 @@ def test_an_official_exporter_without_a_member_we_use_is_refused() -> None:
     del exporter._client
     with pytest.raises(RuntimeError, match="_client"):
         check_compatible(exporter)
+
+
+def test_http_exporter_falls_back_to_the_official_encoding_when_a_member_is_gone(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an upgrade that drops a member this module uses, the exporter warns once and
+    sends what the official exporter sends, instead of failing every export."""
+    members = dict(PRIVATE_MEMBERS)
+    members[OfficialHttpSpanExporter] = (*members[OfficialHttpSpanExporter], "_gone")
+    monkeypatch.setattr("chenu_otel.otlp_wire_exporters.PRIVATE_MEMBERS", members)
+    receiver = _FlakyReceiver(failures=0)
+    spans = _spans(2)
+    try:
+        exporter: Any = HttpWireSpanExporter(endpoint=receiver.url)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    finally:
+        receiver.close()
+    assert "_gone" in caplog.text and "falls back to the official encoding" in caplog.text
+    assert receiver.bodies == [official_spans(spans).SerializePartialToString()]
+
+
+def test_grpc_exporter_falls_back_to_the_official_encoding_when_a_member_is_gone(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gRPC exporters fall back the same way: official stub, official request."""
+    members = dict(PRIVATE_MEMBERS)
+    members[OTLPExporterMixin] = (*members[OTLPExporterMixin], "_gone")
+    monkeypatch.setattr("chenu_otel.otlp_wire_exporters.PRIVATE_MEMBERS", members)
+    spans = _spans(2)
+    with OtlpSink() as sink:
+        exporter = GrpcWireSpanExporter(endpoint=sink.grpc_endpoint)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        requests = _sent(sink, "traces", "grpc")
+    assert "falls back to the official encoding" in caplog.text
+    assert requests == [official_spans(spans)]
