@@ -96,15 +96,30 @@ def over_the_limit() -> bytes:
     )
 
 
-RANDOM = random.Random(SEED)
+def seeded(case: str) -> random.Random:
+    """The same bytes for a case whatever tests run before it."""
+    return random.Random(f"{SEED}-{case}")
+
+
 # (content type, extra headers, body factory, expected status)
 HTTP_CASES: dict[str, tuple[str, dict[str, str], Callable[[], bytes], int]] = {
-    "random-bytes-protobuf": ("application/x-protobuf", {}, lambda: RANDOM.randbytes(4096), 400),
-    "random-bytes-json": ("application/json", {}, lambda: RANDOM.randbytes(4096), 400),
+    "random-bytes-protobuf": (
+        "application/x-protobuf",
+        {},
+        lambda: seeded("pb").randbytes(4096),
+        400,
+    ),
+    # starts with a byte that is never UTF-8, so the decoder's complaint quotes binary
+    "random-bytes-json": (
+        "application/json",
+        {},
+        lambda: b"\xff" + seeded("json").randbytes(4095),
+        400,
+    ),
     "random-text-json": (
         "application/json",
         {},
-        lambda: "".join(RANDOM.choices('{}[]:,"abc019 ', k=4096)).encode(),
+        lambda: "".join(seeded("text").choices('{}[]:,"abc019 ', k=4096)).encode(),
         400,
     ),
     "truncated-protobuf": (
@@ -162,7 +177,7 @@ def test_http_refuses_malformed_input(
 
 
 GRPC_CASES: dict[str, tuple[Callable[[], bytes], grpc.Compression | None, grpc.StatusCode]] = {
-    "random-bytes": (lambda: RANDOM.randbytes(4096), None, grpc.StatusCode.INTERNAL),
+    "random-bytes": (lambda: seeded("grpc").randbytes(4096), None, grpc.StatusCode.INTERNAL),
     "truncated-protobuf": (
         lambda: truncated(wide_span_request(20, "cut").SerializeToString()),
         None,
