@@ -25,14 +25,17 @@ Tracers and loggers created afterwards get no per-item counters. Setting the var
 
 >>> with batch_pipeline_metrics():  # doctest: +SKIP
 ...     processor = BatchSpanProcessor(exporter)
+
+or, on the function that builds the providers, ``@counting_losses``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator, MutableMapping
-from typing import Final
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Final, ParamSpec, TypeVar
 
 from chenu_otel.catalogue import InstrumentKind, prometheus_name
 
@@ -41,7 +44,11 @@ __all__ = [
     "PROMETHEUS_NAMES",
     "SDK_INTERNAL_METRICS_ENABLED",
     "batch_pipeline_metrics",
+    "counting_losses",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: The SDK's switch for its own metrics (``opentelemetry.sdk.environment_variables``).
 SDK_INTERNAL_METRICS_ENABLED: Final = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
@@ -77,3 +84,15 @@ def batch_pipeline_metrics(environ: MutableMapping[str, str] | None = None) -> I
         yield
     finally:
         env.pop(SDK_INTERNAL_METRICS_ENABLED, None)
+
+
+def counting_losses(build: Callable[P, R]) -> Callable[P, R]:
+    """Decorator for the function that builds the providers: whatever batch processors and
+    OTLP exporters it makes count their losses (`batch_pipeline_metrics` around each call)."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with batch_pipeline_metrics():
+            return build(*args, **kwargs)
+
+    return wrapper

@@ -20,7 +20,11 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from chenu_otel.pipeline_health import SDK_INTERNAL_METRICS_ENABLED, batch_pipeline_metrics
+from chenu_otel.pipeline_health import (
+    SDK_INTERNAL_METRICS_ENABLED,
+    batch_pipeline_metrics,
+    counting_losses,
+)
 from tests.support import LOOPBACK, free_port
 
 
@@ -142,3 +146,25 @@ def test_a_value_set_by_the_user_wins(
     processor.shutdown()
     assert os.environ[SDK_INTERNAL_METRICS_ENABLED] == "false"
     assert points(reader, "otel.sdk.processor.span.queue.capacity") == []
+
+
+def test_a_provider_builder_decorated_counts_its_losses(
+    reader: InMemoryMetricReader, meters: MeterProvider
+) -> None:
+    """@counting_losses on a builder: its batch processors report their queue, and the switch is
+    off again once it returned."""
+
+    @counting_losses
+    def build(queue_size: int) -> BatchSpanProcessor:
+        return BatchSpanProcessor(
+            BlockedExporter(),
+            max_queue_size=queue_size,
+            max_export_batch_size=1,
+            meter_provider=meters,
+        )
+
+    processor = build(16)
+    assert SDK_INTERNAL_METRICS_ENABLED not in os.environ
+    capacity = points(reader, "otel.sdk.processor.span.queue.capacity")
+    processor.shutdown()
+    assert [value for _, value in capacity] == [16]
