@@ -1,12 +1,17 @@
 """The ``chenu-otel`` command.
 
 ``chenu-otel metrics`` lists the metric catalogue: OTel name, type, unit and the Prometheus name
-the standard OTLP translation produces (what dashboards and alerts query).
+the standard OTLP translation produces (what dashboards and alerts query)::
 
     chenu-otel metrics                      # aligned table
     chenu-otel metrics --format markdown    # the reference in chenu_otel/METRICS.md
     chenu-otel metrics --format json        # for scripts (one object per metric)
     chenu-otel metrics --write PATH         # write the markdown reference to PATH
+
+``chenu-otel stack`` runs the native stack (`chenu_otel.stack.commands`)::
+
+    chenu-otel stack run [--requests N] [--keep-running] [--work-dir DIR]
+    chenu-otel stack up | status | down [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chenu_otel.metrics import CATALOGUE, metrics_markdown
+from chenu_otel.catalogue import CATALOGUE, metrics_markdown
+from chenu_otel.stack.commands import add_stack_parser, run_stack_command
 
 __all__ = ["main"]
 
@@ -56,24 +62,32 @@ def _json() -> str:
     )
 
 
+def _add_metrics_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    metrics = commands.add_parser("metrics", help="list the metric catalogue with Prometheus names")
+    metrics.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    metrics.add_argument("--write", type=Path, help="write the markdown reference to this file")
+
+
+def _run_metrics(args: argparse.Namespace) -> int:
+    if args.write is not None:
+        args.write.write_text(metrics_markdown(), encoding="utf-8")
+        print(f"wrote {len(CATALOGUE)} metrics to {args.write}")
+        return 0
+    text = {"table": _table, "markdown": metrics_markdown, "json": _json}[args.format]()
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``chenu-otel`` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="chenu-otel", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_metrics = sub.add_parser("metrics", help="list the metric catalogue with Prometheus names")
-    p_metrics.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    p_metrics.add_argument("--write", type=Path, help="write the markdown reference to this file")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_metrics_parser(commands)
+    add_stack_parser(commands)
     args = parser.parse_args(argv)
-
     if args.command == "metrics":
-        if args.write is not None:
-            args.write.write_text(metrics_markdown(), encoding="utf-8")
-            print(f"wrote {len(CATALOGUE)} metrics to {args.write}")
-            return 0
-        text = {"table": _table, "markdown": metrics_markdown, "json": _json}[args.format]()
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return 0
-    return 2  # pragma: no cover - argparse rejects unknown commands
+        return _run_metrics(args)
+    return run_stack_command(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -71,7 +71,14 @@ from opentelemetry.sdk.environment_variables import (
 __all__ = [
     "BLRP",
     "BSP",
+    "CHENU_OTEL_ALERTMANAGER_BIN",
+    "CHENU_OTEL_CACHE",
+    "CHENU_OTEL_COLLECTOR_BIN",
+    "CHENU_OTEL_JAEGER_BIN",
     "CHENU_OTEL_LOG_LEVEL",
+    "CHENU_OTEL_PROMETHEUS_BIN",
+    "CHENU_OTEL_REDIS_SERVER_BIN",
+    "CHENU_OTEL_REPO",
     "OTEL_ATTRIBUTE_COUNT_LIMIT",
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
     "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
@@ -172,3 +179,14 @@ BLRP: Final = BatchVariables(
 
 #: Log level of the zero-code set-up (``opentelemetry-instrument``): DEBUG, INFO (default), ...
 CHENU_OTEL_LOG_LEVEL: Final = "CHENU_OTEL_LOG_LEVEL"
+
+#: Where the build scripts cache the binaries they build (default ``~/.cache/chenu-otel``).
+CHENU_OTEL_CACHE: Final = "CHENU_OTEL_CACHE"
+#: Explicit paths of the binaries ``chenu-otel stack`` runs (otherwise: build cache, then PATH).
+CHENU_OTEL_COLLECTOR_BIN: Final = "CHENU_OTEL_COLLECTOR_BIN"
+CHENU_OTEL_PROMETHEUS_BIN: Final = "CHENU_OTEL_PROMETHEUS_BIN"
+CHENU_OTEL_JAEGER_BIN: Final = "CHENU_OTEL_JAEGER_BIN"
+CHENU_OTEL_ALERTMANAGER_BIN: Final = "CHENU_OTEL_ALERTMANAGER_BIN"
+CHENU_OTEL_REDIS_SERVER_BIN: Final = "CHENU_OTEL_REDIS_SERVER_BIN"
+#: The chenu-otel checkout whose collector/ and deploy/ files ``chenu-otel stack`` runs.
+CHENU_OTEL_REPO: Final = "CHENU_OTEL_REPO"

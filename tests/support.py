@@ -1,149 +1,37 @@
 """Helpers for tests that run real servers on loopback: free ports, managed processes, polling.
 
-Every server a test starts binds 127.0.0.1 only, and is stopped (and its output shown) when the
-test ends. No sleeps as synchronisation: `poll_until` retries a probe until a deadline.
+They are the stack's own (`chenu_otel.stack.processes`), importable from here as before. Every
+server a test starts binds 127.0.0.1 only, and is stopped (and its output shown) when the test
+ends. No sleeps as synchronisation: `poll_until` retries a probe until a deadline.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Final
 
-T = TypeVar("T")
+from chenu_otel.stack.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    free_port,
+    http_ok,
+    poll_until,
+    port_open,
+    require_binary,
+)
 
-LOOPBACK = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = [
+    "DEBIAN_PROMTOOL",
+    "LOOPBACK",
+    "REPO_ROOT",
+    "ManagedProcess",
+    "free_port",
+    "http_ok",
+    "poll_until",
+    "port_open",
+    "require_binary",
+]
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 #: promtool from Debian's prometheus package (scripts/install-debian-packages).
-DEBIAN_PROMTOOL = "/usr/bin/promtool"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def poll_until(
-    probe: Callable[[], T | None],
-    *,
-    timeout: float = 30.0,
-    interval: float = 0.1,
-    what: str = "condition",
-) -> T:
-    """Call `probe` until it returns something truthy (returned) or `timeout` passes (raises)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-        except Exception as exc:  # the probe may fail until the server is up
-            last_error = exc
-        else:
-            if result:
-                return result
-        time.sleep(interval)
-    raise TimeoutError(
-        f"timed out after {timeout:.0f}s waiting for {what}; last error: {last_error}"
-    )
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """True when GET url answers 2xx."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return 200 <= int(response.status) < 300
-
-
-def port_open(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def require_binary(path: str | Path, hint: str) -> Path:
-    """Return the binary's path or fail with a message saying which script provides it."""
-    resolved = Path(path) if os.sep in str(path) else shutil.which(str(path))
-    if resolved is None or not Path(resolved).exists():
-        raise RuntimeError(f"{path} not found: {hint}")
-    return Path(resolved)
-
-
-class ManagedProcess:
-    """A server process started for a test; output goes to a log file shown on failure."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str | os.PathLike[str]],
-        *,
-        log_dir: Path,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.argv = [str(a) for a in argv]
-        self.log_path = log_dir / f"{name}.log"
-        self._env = {**os.environ, **(env or {})}
-        self._cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ManagedProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=self._env,
-            cwd=self._cwd,
-            start_new_session=True,
-        )
-        log_file.close()
-        return self
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_ready(self, probe: Callable[[], object], timeout: float = 60.0) -> ManagedProcess:
-        """Poll `probe` until it succeeds; fail with the process's output if it exits or times
-        out."""
-
-        def check() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}:\n{self.output()[-4000:]}"
-                )
-            return bool(probe())
-
-        try:
-            poll_until(check, timeout=timeout, what=f"{self.name} to be ready")
-        except TimeoutError as exc:
-            output = self.output()[-4000:]
-            raise RuntimeError(f"{exc}\n--- {self.name} output ---\n{output}") from exc
-        return self
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(timeout=5)
-
-    def __enter__(self) -> ManagedProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+DEBIAN_PROMTOOL: Final = "/usr/bin/promtool"

@@ -1,8 +1,7 @@
 """Serve the demo: ``python -m chenu_otel.demo [--port 8000]`` (binds 127.0.0.1 by default).
 
-Telemetry goes where the standard OTEL_* variables say (OTLP to localhost:4317 by default); the
-Prometheus pull endpoint is at /metrics. Redis and SQLite come from CHENU_DEMO_REDIS_URL and
-CHENU_DEMO_DATABASE_URL.
+Telemetry goes where the standard OTEL_* variables say (OTLP to localhost:4317 by default). Redis
+and SQLite come from CHENU_DEMO_REDIS_URL and CHENU_DEMO_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    chenu_otel.configure(service_name="chenu-demo", service_version="0.1.0",
-                         environment="demo", metrics_endpoint=True)  # fmt: skip
+    chenu_otel.configure(service_name="chenu-demo", service_version="0.1.0", environment="demo")
     setup_logging(level="INFO", format="json")
     uvicorn.run(app_from_env(), host=args.host, port=args.port, log_config=None)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import redis
-from fastapi import FastAPI, HTTPException, Response, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from sqlalchemy import ForeignKey, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from chenu_otel.genai import TokenBudget, agent_run, llm_call, tool_call
 from chenu_otel.instrumentation import instrument_app
 from chenu_otel.logging import get_logger
-from chenu_otel.metrics import get_content_type, get_metrics, record_thread_event
+from chenu_otel.metrics import record_thread_event
 
 __all__ = ["create_app"]
 
@@ -170,10 +170,6 @@ def create_app(
                 await ws.send_text(reply)
         except WebSocketDisconnect:
             return
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(get_metrics(), media_type=get_content_type())
 
     instrument_app(app, engine=engine, redis=cache)
     app.state.engine = engine

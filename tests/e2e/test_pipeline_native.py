@@ -1,4 +1,4 @@
-"""End to end on loopback with real binaries (tests/pipeline.py): the demo app under load, our
+"""End to end on loopback with real binaries (chenu_otel.stack): the demo app under load, our
 collector, Prometheus 3, Jaeger v2, Alertmanager and a Loki stand-in, all with deploy/'s files.
 
 Exemplars lead to traces, logs lead to traces, and every query we ship runs against the live
@@ -8,22 +8,29 @@ a missing one fails the test with the build script's message.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy_files import RULES_DIR, alert_rules, promql_expressions
-from tests.pipeline import (
+from chenu_otel.stack.backends import http_json
+from chenu_otel.stack.binaries import find_binary
+from chenu_otel.stack.runner import (
     JOB,
     SERVICE_NAME,
-    NativePipeline,
-    http_json,
-    running_pipeline,
+    NativeStack,
+    StackBinaries,
+    StackFiles,
     wait_for_data,
 )
-from tests.support import poll_until
+from tests.collector_fixtures import build_collector
+from tests.deploy_files import RULES_DIR, alert_rules, backend_binary, promql_expressions
+from tests.support import REPO_ROOT, poll_until
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +55,57 @@ KEY_PANELS = [
 ]
 
 
+def exercise_demo(stack: NativeStack, cycles: int = 40) -> dict[str, int]:
+    """Deterministic traffic for the assertions: every route they rely on. Each cycle creates a
+    thread, posts two messages (SQLite + Redis), reads it three times (Redis, then SQLite on a
+    miss), calls /flaky once (a 500 every fifth) and one unmatched path. A dropped keep-alive
+    connection (the server closes it after a 500) is retried once on a fresh connection.
+    Returns request counts by status code."""
+    import httpx
+
+    counts: dict[str, int] = {}
+    with httpx.Client(base_url=stack.demo_url, timeout=10) as client:
+
+        def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
+            try:
+                response = client.request(method, path, **kwargs)
+            except httpx.TransportError:
+                response = client.request(method, path, **kwargs)
+            counts[str(response.status_code)] = counts.get(str(response.status_code), 0) + 1
+            return response
+
+        for cycle in range(cycles):
+            headers = {"X-User-ID": f"user-{cycle % 17}"}
+            created = call("POST", "/threads", json={"title": f"e2e {cycle}"}, headers=headers)
+            thread_id = created.json()["id"]
+            for turn in range(2):
+                call("POST", f"/threads/{thread_id}/messages",
+                     json={"content": f"question {cycle}.{turn}"}, headers=headers)  # fmt: skip
+            for _ in range(3):
+                call("GET", f"/threads/{thread_id}", headers=headers)
+            call("GET", "/flaky", headers=headers)
+            call("GET", f"/no/such/path/{cycle}", headers=headers)
+    return counts
+
+
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativePipeline]:
-    with running_pipeline(tmp_path_factory.mktemp("pipeline")) as running:
-        running.exercise_demo(cycles=40)
-        wait_for_data(running)
-        yield running
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+    """The native stack with the binaries the build scripts make for this checkout."""
+    binaries = StackBinaries(
+        collector=build_collector(),
+        prometheus=backend_binary("prometheus"),
+        jaeger=backend_binary("jaeger"),
+        alertmanager=backend_binary("alertmanager"),
+        redis_server=find_binary("redis-server"),
+    )
+    stack = NativeStack(tmp_path_factory.mktemp("pipeline"), binaries, StackFiles(REPO_ROOT))
+    stack.start()
+    try:
+        exercise_demo(stack, cycles=40)
+        wait_for_data(stack)
+        yield stack
+    finally:
+        stack.stop()
 
 
 def spans_by_id(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -85,12 +137,14 @@ def db_system(span: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def wait_for_trace(pipeline: NativePipeline, trace_id: str) -> dict[str, Any]:
-    return poll_until(lambda: pipeline.trace(trace_id), timeout=30, what=f"trace {trace_id}")
+def wait_for_trace(pipeline: NativeStack, trace_id: str) -> dict[str, Any]:
+    return poll_until(
+        lambda: pipeline.jaeger.trace(trace_id), timeout=30, what=f"trace {trace_id}"
+    )
 
 
 def test_prometheus_holds_http_db_and_agent_series_under_translated_names(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     """OTLP names arrive translated (suffixes, underscores) with job and promoted attributes."""
     expected = {
@@ -104,11 +158,11 @@ def test_prometheus_holds_http_db_and_agent_series_under_translated_names(
     }
 
     def all_present() -> set[str] | None:
-        names = pipeline.series_names()
+        names = pipeline.prometheus.series_names()
         return names if expected <= names else None
 
     poll_until(all_present, timeout=60, what=f"series {sorted(expected)}")
-    (sample, *_) = pipeline.query("http_server_request_duration_seconds_count")["result"]
+    (sample, *_) = pipeline.prometheus.query("http_server_request_duration_seconds_count")["result"]
     labels = sample["metric"]
     assert labels["job"] == JOB
     assert labels["service_name"] == SERVICE_NAME
@@ -116,9 +170,10 @@ def test_prometheus_holds_http_db_and_agent_series_under_translated_names(
 
 
 def test_every_http_exemplar_is_a_trace_in_jaeger_with_its_server_span(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
-    trace_ids = pipeline.exemplar_trace_ids("http_server_request_duration_seconds_bucket")
+    expr = "http_server_request_duration_seconds_bucket"
+    trace_ids = pipeline.prometheus.exemplar_trace_ids(expr)
     assert trace_ids, "no exemplars on http_server_request_duration_seconds"
     for trace_id in trace_ids:
         trace = wait_for_trace(pipeline, trace_id)
@@ -127,7 +182,7 @@ def test_every_http_exemplar_is_a_trace_in_jaeger_with_its_server_span(
 
 
 def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     """Exemplars of the message route open traces where SQLite and Redis spans sit under the
     server span."""
@@ -135,7 +190,7 @@ def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
         "http_server_request_duration_seconds_bucket"
         f'{{http_route="{WRITE_ROUTE}", http_response_status_code="201"}}'
     )
-    trace_ids = pipeline.exemplar_trace_ids(expr)
+    trace_ids = pipeline.prometheus.exemplar_trace_ids(expr)
     assert trace_ids, f"no exemplars for {WRITE_ROUTE}"
     for trace_id in trace_ids:
         trace = wait_for_trace(pipeline, trace_id)
@@ -148,12 +203,12 @@ def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
 
 
 def test_db_exemplars_lead_to_traces_with_a_span_of_that_database(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     """db.client.operation.duration (SQLite and Redis) exemplars open traces holding a client
     span of the database their series is labelled with."""
     found: dict[str, int] = {}
-    for series in pipeline.exemplars("db_client_operation_duration_seconds_bucket"):
+    for series in pipeline.prometheus.exemplars("db_client_operation_duration_seconds_bucket"):
         system = series["seriesLabels"]["db_system_name"]
         for exemplar in series["exemplars"]:
             trace_id = exemplar["labels"]["trace_id"]
@@ -164,7 +219,7 @@ def test_db_exemplars_lead_to_traces_with_a_span_of_that_database(
 
 
 def test_logs_reach_the_loki_endpoint_with_service_name_and_trace_ids_known_to_jaeger(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     records = poll_until(
         lambda: [r for r in pipeline.log_records().logs if r.trace_id],
@@ -178,10 +233,10 @@ def test_logs_reach_the_loki_endpoint_with_service_name_and_trace_ids_known_to_j
 
 
 def test_prometheus_loaded_the_shipped_rule_files_and_evaluates_them(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     def evaluated() -> list[dict[str, Any]] | None:
-        groups = http_json(f"{pipeline.prometheus_url}/api/v1/rules")["data"]["groups"]
+        groups = pipeline.prometheus.rule_groups()
         rules = [r for g in groups for r in g["rules"]]
         return groups if rules and all(r.get("health") == "ok" for r in rules) else None
 
@@ -193,7 +248,7 @@ def test_prometheus_loaded_the_shipped_rule_files_and_evaluates_them(
 
 
 def test_prometheus_found_alertmanager_and_scrapes_the_collector(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     """The file_sd targets of prometheus.yml work: Alertmanager discovered, collector scraped."""
     managers = poll_until(
@@ -204,32 +259,69 @@ def test_prometheus_found_alertmanager_and_scrapes_the_collector(
     )
     assert managers[0]["url"].startswith(pipeline.alertmanager_url)
     poll_until(
-        lambda: pipeline.query('up{job="otel-collector"} == 1')["result"],
+        lambda: pipeline.prometheus.query('up{job="otel-collector"} == 1')["result"],
         timeout=45, what="the collector scraped (up == 1)",
     )
 
 
 def test_every_dashboard_and_alert_expression_runs_without_error(
-    pipeline: NativePipeline,
+    pipeline: NativeStack,
 ) -> None:
     failures = []
     for expression in promql_expressions():
         try:
-            pipeline.query(expression.expr)
+            pipeline.prometheus.query(expression.expr)
         except Exception as exc:
             failures.append(f"{expression.origin}: {exc}")
     assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize(("dashboard", "panel"), KEY_PANELS)
-def test_key_panels_return_data(pipeline: NativePipeline, dashboard: str, panel: str) -> None:
+def test_key_panels_return_data(pipeline: NativeStack, dashboard: str, panel: str) -> None:
     expressions = [
         e for e in promql_expressions() if e.origin.startswith(f"dashboard {dashboard} / {panel}")
     ]
     assert expressions, f"no panel {panel!r} in {dashboard}"
     for expression in expressions:
         poll_until(
-            lambda e=expression: pipeline.query(e.expr)["result"],  # type: ignore[misc]
+            lambda e=expression: pipeline.prometheus.query(e.expr)["result"],  # type: ignore[misc]
             timeout=60,
             what=f"data for {expression.origin}: {expression.expr}",
         )
+
+
+def test_stack_command_up_status_down(tmp_path: Path) -> None:
+    """`chenu-otel stack up` leaves the stack running in the background, `status` finds every
+    part answering, `down` stops every process it started."""
+    env = {
+        **os.environ,
+        "CHENU_OTEL_COLLECTOR_BIN": str(build_collector()),
+        "CHENU_OTEL_PROMETHEUS_BIN": str(backend_binary("prometheus")),
+        "CHENU_OTEL_JAEGER_BIN": str(backend_binary("jaeger")),
+        "CHENU_OTEL_ALERTMANAGER_BIN": str(backend_binary("alertmanager")),
+        "CHENU_OTEL_REPO": str(REPO_ROOT),
+    }
+    command = [sys.executable, "-m", "chenu_otel.cli", "stack"]
+    work_dir = ["--work-dir", str(tmp_path)]
+
+    def stack(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, action, *work_dir],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    up = stack("up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        state = json.loads((tmp_path / "stack.json").read_text())
+        assert set(state["processes"]) >= {"demo", "collector", "prometheus", "jaeger", "redis"}
+        status = stack("status")
+        assert status.returncode == 0, status.stdout
+        assert "NOT RUNNING" not in status.stdout and "DOES NOT ANSWER" not in status.stdout
+    finally:
+        down = stack("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for pid in state["processes"].values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert "not started" in stack("status").stdout

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import LOOPBACK, ManagedProcess, free_port, require_binary
-
-
-def _redis_ping(port: int) -> bool:
-    with socket.create_connection((LOOPBACK, port), timeout=1) as sock:
-        sock.sendall(b"PING\r\n")
-        return sock.recv(16).startswith(b"+PONG")
+from chenu_otel.stack.binaries import find_binary
+from chenu_otel.stack.processes import LOOPBACK, free_port
+from chenu_otel.stack.redis_server import redis_server
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a redis-server started for this test session (127.0.0.1, no persistence)."""
-    binary = require_binary("redis-server", "run scripts/install-debian-packages")
-    port = free_port()
+    """URL of a redis-server started for this test session (127.0.0.1, no persistence); a
+    missing redis-server fails with how to install it."""
     workdir = tmp_path_factory.mktemp("redis")
-    server = ManagedProcess(
-        "redis-server",
-        [binary, "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        log_dir=workdir,
-    )  # fmt: skip
-    server.start().wait_ready(lambda: _redis_ping(port), timeout=20)
+    port = free_port()
+    server = redis_server(find_binary("redis-server"), port, log_dir=workdir, data_dir=workdir)
     try:
         yield f"redis://{LOOPBACK}:{port}/0"
     finally:

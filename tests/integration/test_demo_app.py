@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,6 @@ from starlette.testclient import TestClient
 from chenu_otel.demo.app import create_app
 from chenu_otel.logging import setup_logging
 from chenu_otel.testing import CapturedTelemetry, capture_telemetry
-from tests.support import DEBIAN_PROMTOOL, require_binary
 
 # 10,000 requests with distinct users and random paths must stay under this many series for
 # the HTTP duration histogram: routes (7) x methods seen x status codes seen, plus one
@@ -24,7 +22,7 @@ HTTP_SERIES_BOUND = 40
 
 @pytest.fixture
 def telemetry(memory_only: None) -> Iterator[CapturedTelemetry]:
-    with capture_telemetry(service_name="chenu-demo", metrics_endpoint=True) as captured:
+    with capture_telemetry(service_name="chenu-demo") as captured:
         setup_logging(level="INFO", format="json")
         yield captured
 
@@ -180,21 +178,3 @@ def test_series_stay_bounded_under_hostile_cardinality(
         for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
     )  # fmt: skip
     assert total_series <= 60
-
-
-def test_metrics_endpoint_passes_promtool(telemetry: CapturedTelemetry, client: TestClient) -> None:
-    """/metrics serves Prometheus text that `promtool check metrics` accepts."""
-    tid = client.post("/threads", json={"title": "t"}).json()["id"]
-    client.post(f"/threads/{tid}/messages", json={"content": "hi"})
-    client.get(f"/threads/{tid}")
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    body = response.content
-    assert b"http_server_request_duration_seconds_bucket" in body
-    assert b"chenu_agent_cost_usd_total" in body
-    promtool = require_binary(DEBIAN_PROMTOOL, "run scripts/install-debian-packages")
-    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                            timeout=30, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    assert result.stdout.strip() == b"" and result.stderr.strip() == b"", result

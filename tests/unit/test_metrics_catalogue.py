@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from chenu_otel import cli
 from chenu_otel.catalogue import (
     CATALOGUE,
     GROUPS,
@@ -103,34 +101,6 @@ def test_committed_reference_matches_the_catalogue() -> None:
     )
     for s in CATALOGUE:
         assert f"`{s.prometheus_name}`" in REFERENCE.read_text(encoding="utf-8")
-
-
-def test_cli_lists_every_metric_with_its_prometheus_name(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """`chenu-otel metrics` prints one row per metric with OTel and Prometheus names."""
-    assert cli.main(["metrics"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == len(CATALOGUE) + 1
-    for s, line in zip(CATALOGUE, out[1:], strict=True):
-        assert line.split()[:4] == [s.name, s.kind.prometheus_type, s.unit, s.prometheus_name]
-
-
-def test_cli_json_is_machine_readable(capsys: pytest.CaptureFixture[str]) -> None:
-    """The JSON listing carries the Prometheus series names dashboards query."""
-
-    assert cli.main(["metrics", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    by_name = {r["name"]: r for r in rows}
-    assert by_name["http.server.request.duration"]["prometheus_series"] == [
-        "http_server_request_duration_seconds_bucket",
-        "http_server_request_duration_seconds_sum",
-        "http_server_request_duration_seconds_count",
-    ]
-    assert by_name["http.server.request.duration"]["labels"][:2] == [
-        "http_request_method",
-        "http_route",
-    ]
 
 
 def test_prometheus_names_pass_promtool_suffix_rules() -> None:
