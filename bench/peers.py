@@ -27,8 +27,10 @@ The app: one FastAPI route whose handler writes one structured log line through 
     starlette_exporter  starlette-exporter (metrics only, nothing exported)
 
 Every OTel variant exports OTLP/HTTP protobuf (``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf``)
-to a receiver in this process, which counts what arrives: spans and log records per request,
-metric points and exemplars per metric export, bytes per request.
+to a receiver in this process, which counts what arrives. A census run per variant (1000
+requests, flushed every 100 so nothing can be dropped) gives what one request exports: spans,
+log records, bytes; metric points, exemplars and bytes per metric export. Against it, the
+spans and log records that never arrived in (A) and (B) are reported as lost.
 
 (A) in process: the ASGI app is called directly; the figure is the process CPU time per
 request (all threads, so export threads count; batch processors are flushed inside the
@@ -79,7 +81,6 @@ VARIANTS: dict[str, str] = {
     "pfi": "prometheus-fastapi-instrumentator (metrics only, no export)",
     "starlette_exporter": "starlette-exporter (metrics only, no export)",
 }
-OTEL_VARIANTS = {"chenu", "chenu_wire", "native_lean", "native", "contrib", "logfire"}
 
 
 # --- the app, in the child interpreter ------------------------------------------------------
@@ -294,6 +295,17 @@ def run_in_process(variant: str, requests: int, rounds: int) -> None:
     sys.stdout.flush()
 
 
+def run_census(variant: str, requests: int, every: int) -> None:
+    """Child of the census: `requests` requests, flushed every `every` so no bounded queue
+    can overflow; what the receiver gets is exactly what one request exports."""
+    app = build_app(variant)
+    loop = asyncio.new_event_loop()
+    for first in range(0, requests, every):
+        loop.run_until_complete(_drive(app, first, every))
+        flush_all()
+    print(json.dumps({"variant": variant, "requests": requests}))
+
+
 def serve(variant: str, port: int) -> None:
     """Child of (B): uvicorn, one worker, no access log of its own."""
     import uvicorn
@@ -309,12 +321,12 @@ class Census:
     """What one child exported, counted at the receiver."""
 
     spans: int = 0
-    server_spans: int = 0
     log_records: int = 0
     metric_exports: int = 0
     metric_points: int = 0
     exemplars: int = 0
     body_bytes: int = 0
+    metric_bytes: int = 0
     requests: list[tuple[str, bytes]] = field(default_factory=list)
 
     def count(self) -> None:
@@ -330,13 +342,15 @@ class Census:
         )
 
         for path, body in self.requests:
-            self.body_bytes += len(body)
+            if path.endswith("/v1/metrics"):
+                self.metric_bytes += len(body)
+            else:
+                self.body_bytes += len(body)
             if path.endswith("/v1/traces"):
                 traces = ExportTraceServiceRequest.FromString(body)
                 for rs in traces.resource_spans:
                     for ss in rs.scope_spans:
                         self.spans += len(ss.spans)
-                        self.server_spans += sum(1 for span in ss.spans if span.kind == 2)
             elif path.endswith("/v1/logs"):
                 logs = ExportLogsServiceRequest.FromString(body)
                 for rl in logs.resource_logs:
@@ -352,6 +366,11 @@ class Census:
                             self.metric_points += len(points)
                             self.exemplars += sum(len(p.exemplars) for p in points)
         self.requests.clear()
+
+    @property
+    def items(self) -> int:
+        """Spans and log records: what a bounded queue in the app can drop."""
+        return self.spans + self.log_records
 
 
 class Receiver:
@@ -420,9 +439,38 @@ class Figures:
     p50_ms: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     census: Census | None = None
-    requests: int = 0
-    served: list[int] = field(default_factory=list)
-    spans_served: list[int] = field(default_factory=list)
+    census_requests: int = 0
+    # Spans + log records expected (census per request x requests) and received, per mode.
+    expected: dict[str, float] = field(default_factory=lambda: {"A": 0.0, "B": 0.0})
+    received: dict[str, int] = field(default_factory=lambda: {"A": 0, "B": 0})
+
+    def items_per_request(self) -> float:
+        return self.census.items / self.census_requests if self.census else 0.0
+
+    def lost(self, mode: str) -> str:
+        """Share of the spans and log records the app produced that never arrived."""
+        expected = self.expected[mode]
+        if not expected:
+            return "-"
+        return f"{max(0.0, 1 - self.received[mode] / expected):.0%}"
+
+
+def measure_census(variant: str, figures: Figures, requests: int = 1000) -> None:
+    receiver = Receiver()
+    try:
+        out = subprocess.run(
+            [str(BENCH_PYTHON), __file__, "--census", variant, "--requests", str(requests)],
+            env=child_env(variant, receiver.endpoint),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    finally:
+        census = receiver.close()
+    if out.returncode != 0:
+        raise SystemExit(f"{variant} (census) failed:\n{out.stderr[-3000:]}")
+    figures.census, figures.census_requests = census, requests
 
 
 def measure_in_process(variant: str, requests: int, rounds: int, figures: Figures) -> None:
@@ -452,8 +500,8 @@ def measure_in_process(variant: str, requests: int, rounds: int, figures: Figure
     line = [ln for ln in out.stdout.splitlines() if ln.startswith('{"variant"')][-1]
     result = json.loads(line)
     figures.cpu_us = min(figures.cpu_us, result["us_per_request"])
-    if figures.census is None:
-        figures.census, figures.requests = census, result["requests"]
+    figures.expected["A"] += figures.items_per_request() * result["requests"]
+    figures.received["A"] += census.items
 
 
 _WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
@@ -520,8 +568,10 @@ def measure_uvicorn(variant: str, seconds: int, connections: int, figures: Figur
     figures.rps.append(rps)
     figures.p50_ms.append(p50)
     figures.p99_ms.append(p99)
-    figures.served.append(warm + total + 1)
-    figures.spans_served.append(census.server_spans)
+    # Served: both wrk runs and the readiness probe (requests in flight when wrk stops are
+    # served too but not counted, so a small surplus can arrive; it is never counted as lost).
+    figures.expected["B"] += figures.items_per_request() * (warm + total + 1)
+    figures.received["B"] += census.items
 
 
 def _spread(values: list[float]) -> str:
@@ -541,7 +591,8 @@ def print_table(results: dict[str, Figures], args: argparse.Namespace) -> None:
     print(
         f"{'variant':19} {'µs/req':>7} {'added':>6} {'req/s':>6} {'(spread)':>11} "
         f"{'vs bare':>7} {'p50 ms':>6} {'p99 ms':>6} {'p50x':>5} {'p99x':>5} "
-        f"{'spans':>5} {'logs':>5} {'pts/exp':>7} {'ex/exp':>6} {'B/req':>6} {'lost':>5}"
+        f"{'spans':>5} {'logs':>5} {'B/req':>6} {'pts/exp':>7} {'ex/exp':>6} {'mB/exp':>6} "
+        f"{'lostA':>5} {'lostB':>5}"
     )
     for name, figures in results.items():
         added = figures.cpu_us - bare.cpu_us
@@ -549,23 +600,22 @@ def print_table(results: dict[str, Figures], args: argparse.Namespace) -> None:
         p50 = statistics.median(figures.p50_ms) if figures.p50_ms else float("nan")
         p99 = statistics.median(figures.p99_ms) if figures.p99_ms else float("nan")
         census = figures.census or Census()
-        per = max(figures.requests, 1)
+        per = max(figures.census_requests, 1)
         exports = max(census.metric_exports, 1)
-        lost = "-"
-        if name in OTEL_VARIANTS and figures.served:
-            # Every request is one SERVER span in every OTel variant: fewer = lost.
-            lost = str(max(0, sum(figures.served) - sum(figures.spans_served)))
         print(
             f"{name:19} {figures.cpu_us:7.0f} {added:6.0f} {rps:6.0f} "
             f"{'(' + _spread(figures.rps) + ')':>11} {rps / bare_rps:6.2f}x "
             f"{p50:6.2f} {p99:6.2f} {p50 / bare_p50:5.1f} {p99 / bare_p99:5.1f} "
             f"{census.spans / per:5.2f} {census.log_records / per:5.2f} "
-            f"{census.metric_points / exports:7.1f} {census.exemplars / exports:6.1f} "
-            f"{census.body_bytes / per:6.0f} {lost:>5}"
+            f"{census.body_bytes / per:6.0f} {census.metric_points / exports:7.1f} "
+            f"{census.exemplars / exports:6.1f} {census.metric_bytes / exports:6.0f} "
+            f"{figures.lost('A'):>5} {figures.lost('B'):>5}"
         )
     print(
-        "spans, logs, B/req: exported per request in (A); pts/exp, ex/exp: metric points and "
-        "exemplars per metric export; lost: requests served in (B) minus server spans received"
+        "spans, logs, B/req (trace + log bytes): exported per request, from a census run that "
+        "flushes every 100 requests; pts/exp, ex/exp, mB/exp: metric points, exemplars, bytes "
+        "per metric export; lostA/lostB: spans + log records the app produced in (A)/(B) that "
+        "never reached the receiver (the SDK's bounded queues drop when export falls behind)"
     )
     lean = results.get("native_lean")
     for name in ("chenu", "chenu_wire"):
@@ -777,10 +827,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10, help="(B) wrk duration, <= 15")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--skip-uvicorn", action="store_true")
+    parser.add_argument("--skip-uvicorn", action="store_true", help="only (A)")
     parser.add_argument("--profile", choices=VARIANTS, help="py-spy profile of one variant")
     parser.add_argument("--rate", type=int, default=500, help="--profile samples per second")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--census", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -790,6 +841,9 @@ def main() -> None:
         return
     if args.child:
         run_in_process(args.child, args.requests, args.rounds)
+        return
+    if args.census:
+        run_census(args.census, args.requests, 100)
         return
     if args.serve:
         serve(args.serve, args.port)
@@ -818,6 +872,8 @@ def main() -> None:
                 f"[{time.time() - started:5.0f}s] repeat {round_number + 1}: {name}",
                 file=sys.stderr,
             )
+            if round_number == 0:
+                measure_census(name, results[name])
             measure_in_process(name, args.requests, args.rounds, results[name])
             if not args.skip_uvicorn:
                 measure_uvicorn(name, args.seconds, args.connections, results[name])
