@@ -30,9 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from chenu_otel.doctor.hints import exemplar_storage_hint, otlp_receiver_hint
+from chenu_otel.doctor.hints import (
+    exemplar_storage_hint,
+    missing_metric_hint,
+    otlp_receiver_hint,
+)
 from chenu_otel.doctor.report import CheckResult, Status
 from chenu_otel.doctor.telemetry import PROMETHEUS_METRIC, DoctorTelemetry
+from chenu_otel.settings import Temporality
 
 __all__ = ["Deadline", "check_jaeger", "check_logs", "check_prometheus"]
 
@@ -169,9 +174,15 @@ def check_jaeger(url: str, telemetry: DoctorTelemetry, deadline: Deadline) -> Ch
 
 
 def check_prometheus(
-    url: str, telemetry: DoctorTelemetry, deadline: Deadline, *, metric_sent: bool
+    url: str,
+    telemetry: DoctorTelemetry,
+    deadline: Deadline,
+    *,
+    metric_sent: bool,
+    temporality: Temporality = Temporality.CUMULATIVE,
 ) -> list[CheckResult]:
-    """OTLP receiver on, exemplar storage on, the test metric of this run and its exemplar."""
+    """OTLP receiver on, exemplar storage on, the test metric of this run and its exemplar;
+    `temporality` is the one the metric point was sent with (it explains a missing metric)."""
     base = url.rstrip("/")
     name = _PROMETHEUS_CHECKS["receiver"]
     build = fetch(f"{base}/api/v1/status/buildinfo")
@@ -208,7 +219,7 @@ def check_prometheus(
         return results + _skipped(("metric", "exemplar"), "the metric point was not sent")
     if results[0].status is Status.FAIL:
         return results + _skipped(("metric", "exemplar"), "the OTLP receiver is off")
-    metric = _metric_result(base, telemetry, deadline)
+    metric = _metric_result(base, telemetry, deadline, temporality)
     results.append(metric)
     if metric.status is not Status.PASS:
         return results + _skipped(("exemplar",), "the metric did not arrive")
@@ -274,7 +285,9 @@ def _selector(telemetry: DoctorTelemetry, suffix: str) -> str:
     return f'{{__name__=~"{PROMETHEUS_METRIC}({suffix})?", instance="{telemetry.run_id}"}}'
 
 
-def _metric_result(base: str, telemetry: DoctorTelemetry, deadline: Deadline) -> CheckResult:
+def _metric_result(
+    base: str, telemetry: DoctorTelemetry, deadline: Deadline, temporality: Temporality
+) -> CheckResult:
     name = _PROMETHEUS_CHECKS["metric"]
     selector = _selector(telemetry, "_count")
     last = Reply(None)
@@ -299,9 +312,7 @@ def _metric_result(base: str, telemetry: DoctorTelemetry, deadline: Deadline) ->
         Status.FAIL,
         f"no {PROMETHEUS_METRIC} with instance={telemetry.run_id} after "
         f"{deadline.wait_seconds:g}s" + (f" ({last.error})" if last.error else ""),
-        "the collector accepted the metric point but this Prometheus does not have it: the "
-        "collector's metrics pipeline does not reach it (check PROMETHEUS_OTLP_ENDPOINT="
-        "<prometheus>/api/v1/otlp in the collector's environment and the collector's log)",
+        missing_metric_hint(temporality),
     )
 
 

@@ -194,7 +194,7 @@ def run_doctor(
         _settings_checks(report, settings, environ)
         outcomes = send_test_telemetry(settings, telemetry, options.timeout, capture)
         _export_checks(report, settings, outcomes, environ)
-        _backend_checks(report, options, telemetry, outcomes)
+        _backend_checks(report, options, telemetry, outcomes, settings)
     return report.summary()
 
 
@@ -406,6 +406,7 @@ def _backend_checks(
     options: DoctorOptions,
     telemetry: DoctorTelemetry,
     outcomes: Mapping[Signal, ExportOutcome],
+    settings: Settings,
 ) -> None:
     if not (options.jaeger or options.prometheus or options.logs):
         report.text(
@@ -422,7 +423,11 @@ def _backend_checks(
             )
     if options.prometheus:
         for result in check_prometheus(
-            options.prometheus, telemetry, deadline, metric_sent=outcomes[Signal.METRICS].succeeded
+            options.prometheus,
+            telemetry,
+            deadline,
+            metric_sent=outcomes[Signal.METRICS].succeeded,
+            temporality=settings.temporality,
         ):
             report.check(result)
     if options.logs:

@@ -17,7 +17,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from chenu_otel import environment_variables as env
-from chenu_otel.settings import Protocol
+from chenu_otel.settings import Protocol, Temporality
 
 __all__ = [
     "Connection",
@@ -29,6 +29,7 @@ __all__ = [
     "evidence_from_records",
     "exemplar_storage_hint",
     "export_hint",
+    "missing_metric_hint",
     "otlp_receiver_hint",
 ]
 
@@ -328,6 +329,25 @@ def otlp_receiver_hint(status: int, body: str) -> str | None:
             "enabled one accepts it: see Prometheus' log"
         )
     return None
+
+
+def missing_metric_hint(temporality: Temporality) -> str:
+    """Why a metric point the collector accepted is not in Prometheus, as far as this process
+    can tell: a delta temporality preference (Prometheus 3's OTLP receiver refuses delta
+    histograms with "invalid temporality and type combination" and the collector drops them),
+    else the collector's metrics pipeline."""
+    variable = env.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
+    if temporality is not Temporality.CUMULATIVE:
+        return (
+            f"{variable}={temporality} sends histograms as deltas, which Prometheus' OTLP "
+            "receiver refuses (invalid temporality and type combination) and the collector then "
+            f"drops: set {variable}=cumulative"
+        )
+    return (
+        "the collector accepted the metric point but this Prometheus does not have it: the "
+        "collector's metrics pipeline does not reach it (check PROMETHEUS_OTLP_ENDPOINT="
+        "<prometheus>/api/v1/otlp in the collector's environment and the collector's log)"
+    )
 
 
 def exemplar_storage_hint(max_exemplars: float | None, enabled_features: str | None) -> str | None:

@@ -304,6 +304,27 @@ def test_prometheus_without_exemplar_storage(stack_without_exemplars: Backends) 
     assert stack.exemplar_trace_ids(expr) == set()  # what the hint is about, seen directly
 
 
+def test_delta_temporality_is_refused_by_prometheus(stack: Backends) -> None:
+    """With a delta temporality preference the collector accepts the histogram and Prometheus
+    refuses it: the metric check fails naming the variable, the trace still arrives."""
+    assert stack.collector is not None
+    env = otlp_env(stack.collector.grpc_endpoint, "grpc")
+    env["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = "delta"
+    run = doctor(
+        env, "--prometheus", stack.prometheus_url, "--jaeger", stack.jaeger_url, "--wait", "5"
+    )
+    checks = run.checks()
+    assert run.code == 1, run.output
+    metric = checks["Prometheus has the test metric"]
+    assert metric.startswith("✘"), run.output
+    assert "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta sends histograms as deltas" in (
+        metric
+    )
+    assert checks["send a metric point"].startswith("✔"), run.output
+    assert checks["Jaeger has the test trace"].startswith("✔"), run.output
+    assert [c for c in checks.values() if c.startswith("✘")] == [metric]
+
+
 # --- a collector that refuses -------------------------------------------------------------------
 
 

@@ -36,12 +36,13 @@ from chenu_otel.doctor.hints import (
     Transport,
     exemplar_storage_hint,
     export_hint,
+    missing_metric_hint,
     otlp_receiver_hint,
 )
 from chenu_otel.doctor.probes import probe_endpoint
 from chenu_otel.doctor.report import CheckResult, Reporter, Status
 from chenu_otel.doctor.telemetry import PROMETHEUS_METRIC, make_test_telemetry
-from chenu_otel.settings import Protocol, load_settings
+from chenu_otel.settings import Protocol, Temporality, load_settings
 from chenu_otel.testing import OtlpSink, attributes_of
 from tests.e2e.edge_collector import make_tls_files
 from tests.support import LOOPBACK, free_port
@@ -305,6 +306,23 @@ def test_exemplar_storage_hint(
     enable-feature flag second."""
     hint = exemplar_storage_hint(max_exemplars, features)
     assert hint is None if expected is None else expected in (hint or "")
+
+
+@pytest.mark.parametrize(
+    ("temporality", "expected"),
+    [
+        (Temporality.CUMULATIVE, "the collector's metrics pipeline does not reach it"),
+        (Temporality.DELTA, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta sends "
+         "histograms as deltas, which Prometheus' OTLP receiver refuses"),
+        (Temporality.LOWMEMORY, "set OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative"),
+    ],
+)  # fmt: skip
+def test_missing_metric_hint_names_a_delta_temporality(
+    temporality: Temporality, expected: str
+) -> None:
+    """A metric accepted by the collector but absent from Prometheus: a delta preference is the
+    cause this process can see; otherwise the collector's metrics pipeline is."""
+    assert expected in missing_metric_hint(temporality)
 
 
 # --- what the exporters say, against receivers that refuse ----------------------------------
