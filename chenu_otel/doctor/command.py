@@ -50,9 +50,9 @@ __all__ = [
 ]
 
 DESCRIPTION: Final = (
-    "Check that this process's OTEL_* settings get telemetry through: print the settings and "
-    "their warnings, send a test span, log record and metric point to the configured OTLP "
-    "endpoint, and with --prometheus/--jaeger/--logs check that they arrived."
+    "Check that the OTEL_* settings of this environment get telemetry through: print the "
+    "settings and their warnings, send a test span, log record and metric point to the "
+    "configured OTLP endpoint, and with --prometheus/--jaeger/--logs check that they arrived."
 )
 _ITEM: Final = {
     Signal.TRACES: "a span",

@@ -8,8 +8,10 @@ API. The real collector, Prometheus, Jaeger and VictoriaLogs are in tests/e2e/te
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -26,7 +28,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from chenu_otel.doctor import DoctorOptions, main, run_doctor
+from chenu_otel.doctor import DoctorOptions, add_doctor_parser, main, run_doctor
 from chenu_otel.doctor.backends import Deadline, check_logs
 from chenu_otel.doctor.hints import (
     Connection,
@@ -514,6 +516,20 @@ def test_marks_fall_back_to_ascii_when_stdout_cannot_print_them() -> None:
         assert "1 passed, 1 failed" in text
 
 
+def test_doctor_registers_as_a_subcommand() -> None:
+    """`chenu-otel doctor` is one `add_doctor_parser(commands)` away: the sub-command parses the
+    same options as `python -m chenu_otel.doctor`."""
+    parser = argparse.ArgumentParser(prog="chenu-otel")
+    add_doctor_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["doctor", "--jaeger", "http://127.0.0.1:16686", "--timeout", "3"])
+    assert (args.command, args.jaeger, args.timeout, args.wait) == (
+        "doctor",
+        "http://127.0.0.1:16686",
+        3.0,
+        30.0,
+    )
+
+
 @pytest.mark.parametrize("argv", [["--timeout", "1"], ["--wait", "0"], ["--wait", "soon"]])
 def test_usage_errors_exit_with_2(argv: list[str]) -> None:
     """A malformed option is a usage error (argparse), not a failed check; an export timeout
@@ -641,8 +657,6 @@ def test_a_catch_all_web_page_is_not_taken_for_a_logs_backend() -> None:
 def test_capped_timeout_bounds_an_export_to_a_silent_endpoint() -> None:
     """An endpoint that accepts connections and never answers costs about --timeout, and the
     hint says it never answered."""
-    import socket
-
     with socket.socket() as silent:
         silent.bind((LOOPBACK, 0))
         silent.listen(64)  # connections complete in the kernel; nothing ever answers
