@@ -21,6 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chenu_otel.catalogue import CATALOGUE, metrics_markdown
 from chenu_otel.stack.commands import add_stack_parser, run_stack_command
@@ -62,7 +63,7 @@ def _json() -> str:
     )
 
 
-def _add_metrics_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_metrics_parser(commands: Any) -> None:
     metrics = commands.add_parser("metrics", help="list the metric catalogue with Prometheus names")
     metrics.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     metrics.add_argument("--write", type=Path, help="write the markdown reference to this file")

@@ -1,4 +1,5 @@
-"""Every environment variable chenu-otel reads, one constant each.
+"""Every environment variable chenu-otel reads, one constant each, and the values of the
+enumerated ones (`Protocol`, `Compression`, `Exporter`, `SamplerName`, ...).
 
 The ``OTEL_*`` names are the OpenTelemetry SDK's own constants (``opentelemetry.sdk.
 environment_variables`` and ``opentelemetry.environment_variables``), re-exported so that the
@@ -8,6 +9,7 @@ variables are ours and documented here.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Final
 
@@ -103,8 +105,81 @@ __all__ = [
     "OTLP_GENERIC",
     "OTLP_PER_SIGNAL",
     "BatchVariables",
+    "Compression",
+    "ExemplarFilterName",
+    "Exporter",
+    "HistogramAggregation",
     "OtlpVariables",
+    "Protocol",
+    "SamplerName",
+    "Signal",
+    "Temporality",
 ]
+
+
+class Signal(enum.StrEnum):
+    """The three OpenTelemetry signals."""
+
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+
+class Protocol(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_PROTOCOL``."""
+
+    GRPC = "grpc"
+    HTTP_PROTOBUF = "http/protobuf"
+
+
+class Compression(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_COMPRESSION``."""
+
+    GZIP = "gzip"
+    NONE = "none"
+
+
+class Exporter(enum.StrEnum):
+    """``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` entries (``prometheus``: metrics only)."""
+
+    OTLP = "otlp"
+    CONSOLE = "console"
+    PROMETHEUS = "prometheus"
+    NONE = "none"
+
+
+class SamplerName(enum.StrEnum):
+    """``OTEL_TRACES_SAMPLER``."""
+
+    ALWAYS_ON = "always_on"
+    ALWAYS_OFF = "always_off"
+    TRACEIDRATIO = "traceidratio"
+    PARENTBASED_ALWAYS_ON = "parentbased_always_on"
+    PARENTBASED_ALWAYS_OFF = "parentbased_always_off"
+    PARENTBASED_TRACEIDRATIO = "parentbased_traceidratio"
+
+
+class ExemplarFilterName(enum.StrEnum):
+    """``OTEL_METRICS_EXEMPLAR_FILTER``."""
+
+    TRACE_BASED = "trace_based"
+    ALWAYS_ON = "always_on"
+    ALWAYS_OFF = "always_off"
+
+
+class Temporality(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``."""
+
+    CUMULATIVE = "cumulative"
+    DELTA = "delta"
+    LOWMEMORY = "lowmemory"
+
+
+class HistogramAggregation(enum.StrEnum):
+    """``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``."""
+
+    EXPLICIT_BUCKET = "explicit_bucket_histogram"
+    BASE2_EXPONENTIAL = "base2_exponential_bucket_histogram"
 
 
 @dataclass(frozen=True)
@@ -130,8 +205,8 @@ OTLP_GENERIC: Final = OtlpVariables(
 )
 
 #: ``OTEL_{SIGNAL}_EXPORTER`` and ``OTEL_EXPORTER_OTLP_{SIGNAL}_*`` for traces, metrics, logs.
-OTLP_PER_SIGNAL: Final = {
-    "traces": OtlpVariables(
+OTLP_PER_SIGNAL: Final[dict[Signal, OtlpVariables]] = {
+    Signal.TRACES: OtlpVariables(
         exporter=OTEL_TRACES_EXPORTER,
         endpoint=OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
         protocol=OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
@@ -139,7 +214,7 @@ OTLP_PER_SIGNAL: Final = {
         timeout=OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
         compression=OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
     ),
-    "metrics": OtlpVariables(
+    Signal.METRICS: OtlpVariables(
         exporter=OTEL_METRICS_EXPORTER,
         endpoint=OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
         protocol=OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
@@ -147,7 +222,7 @@ OTLP_PER_SIGNAL: Final = {
         timeout=OTEL_EXPORTER_OTLP_METRICS_TIMEOUT,
         compression=OTEL_EXPORTER_OTLP_METRICS_COMPRESSION,
     ),
-    "logs": OtlpVariables(
+    Signal.LOGS: OtlpVariables(
         exporter=OTEL_LOGS_EXPORTER,
         endpoint=OTEL_EXPORTER_OTLP_LOGS_ENDPOINT,
         protocol=OTEL_EXPORTER_OTLP_LOGS_PROTOCOL,

@@ -74,19 +74,8 @@ def instrumented_by_contrib(app: Any) -> bool:
     return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
 
 
-class _Once:
-    def __init__(self) -> None:
-        self.done = False
-
-
-_warned: Final = _Once()
-
-
 def warn_native_telemetry_on() -> None:
-    """Warn once that FastAPI's native telemetry also records the requests chenu-otel does."""
-    if _warned.done:
-        return
-    _warned.done = True
+    """Warn that FastAPI's native telemetry also records the requests chenu-otel does."""
     _log.warning(
         "FastAPI's native telemetry is also tracing this app: every request gets two server "
         "spans and two duration measurements; call chenu_otel.instrument_app(app) or create the "

@@ -167,11 +167,13 @@ class MonitoringMiddleware:
         self.active_requests = active_requests
         self.access_log = access_log
         self.excluded_paths = frozenset(excluded_paths)
-        self._tracer = TRACER_PROVIDER.get_tracer("chenu_otel.middleware")
+        self.tracer = TRACER_PROVIDER.get_tracer("chenu_otel.middleware")
+        self._native_telemetry_reported = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
-        if NATIVE_TELEMETRY_SCOPE_KEY in scope:
+        if NATIVE_TELEMETRY_SCOPE_KEY in scope and not self._native_telemetry_reported:
+            self._native_telemetry_reported = True  # once per app
             warn_native_telemetry_on()
         if scope_type == "http" and scope.get("path") not in self.excluded_paths:
             await self._http(scope, receive, send)
@@ -294,7 +296,7 @@ class _RequestTelemetry:
         if client:
             attributes["client.address"] = client[0]
         parent = _extract_parent(headers)
-        self.span = mw._tracer.start_span(
+        self.span = mw.tracer.start_span(
             "HTTP" if self.method == "_OTHER" else self.method,
             context=parent,
             kind=SpanKind.SERVER,
@@ -420,7 +422,7 @@ class _WebSocketTelemetry:
         if user_id is not None:
             attributes["user.id"] = user_id
         parent = _extract_parent(headers)
-        self.span = mw._tracer.start_span(
+        self.span = mw.tracer.start_span(
             "websocket", context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
         self.token = otel_context.attach(trace.set_span_in_context(self.span, parent))

@@ -262,16 +262,18 @@ def _bounded(work: Callable[[], bool], timeout_millis: int) -> bool:
     Exporters can hang on an unresponsive collector; the caller (request path, interpreter
     exit) must not.
     """
-    outcome: list[bool] = []
+    done = threading.Event()
+    succeeded = threading.Event()
 
     def run() -> None:
         try:
-            outcome.append(work())
+            if work():
+                succeeded.set()
         except Exception:
             _logger.exception("chenu-otel: flushing telemetry failed")
-            outcome.append(False)
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=run, name="chenu-otel-flush", daemon=True)
-    worker.start()
-    worker.join(timeout_millis / 1000.0)
-    return bool(outcome and outcome[0])
+    threading.Thread(target=run, name="chenu-otel-flush", daemon=True).start()
+    done.wait(timeout_millis / 1000.0)
+    return succeeded.is_set()

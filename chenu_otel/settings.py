@@ -1,22 +1,21 @@
-"""Read and validate the standard ``OTEL_*`` environment variables.
+"""Read and validate the standard ``OTEL_*`` environment variables; reading never writes them.
 
 `load_settings()` turns an environment (``os.environ`` by default) into one immutable `Settings`
-value and **never writes to it**. Each variable (named in `chenu_otel.environment_variables`) is
-parsed by a small function that returns the value or raises `ValueError` saying what is
-accepted. A rejected value is never fatal: a warning names the variable and the value (header
-values are never echoed, they usually carry credentials) and the documented default is used.
+value. Each variable (named in `chenu_otel.environment_variables`) is parsed by a small function
+that returns the value or raises `ValueError` saying what is accepted. A rejected value is never
+fatal: a warning names the variable and the value (header values are never echoed: they usually
+carry credentials) and the documented default is used.
 
-How a rejected value stays away from the SDK: `chenu_otel.configure()` hands every validated
-value to the SDK explicitly (sampler, limits, batch processors, metric reader, exemplar filter,
-propagators, and each exporter's endpoint, headers, timeout, compression and temporality), so
-the SDK components it builds never read those variables. Two SDK code paths read the
-environment whatever arguments they are given: the gRPC exporters parse
-``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_TIMEOUT`` (and fail to start on a non-number), and
-the HTTP exporters merge ``OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS`` into every request. For exactly
-those variables, when a value was rejected, `Settings.sdk_environment` says what the SDK must
-see instead; ``configure()`` applies it (the one place chenu-otel writes ``os.environ``) and
-logs each change. ``OTEL_PROPAGATORS`` is validated too, but a bad name already breaks
-``import opentelemetry.propagate`` (and so ``import fastapi``) before any library can act.
+A rejected value stays away from the SDK because `chenu_otel.configure()` passes every validated
+value to it explicitly (sampler, limits, batch processors, metric reader, exemplar filter,
+propagators, each exporter's endpoint, headers, timeout, compression and temporality). Only two
+SDK code paths read the environment whatever they are given: the gRPC exporters parse
+``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_TIMEOUT`` (and cannot start on a non-number) and the
+HTTP exporters merge ``OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS`` into every request. For those, when
+a value was rejected, `Settings.sdk_environment` says what the SDK must see instead, and
+``configure()`` applies it (the one place chenu-otel writes ``os.environ``), logging each change.
+A bad ``OTEL_PROPAGATORS`` name already breaks ``import opentelemetry.propagate`` (and ``import
+fastapi``) before any library runs; chenu-otel still validates it for its own propagator.
 """
 
 from __future__ import annotations
@@ -32,76 +31,42 @@ from typing import Final, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from chenu_otel import environment_variables as env
+from chenu_otel.environment_variables import (
+    Compression,
+    ExemplarFilterName,
+    Exporter,
+    HistogramAggregation,
+    Protocol,
+    SamplerName,
+    Signal,
+    Temporality,
+)
+
+__all__ = [
+    "SIGNALS",
+    "BatchSettings",
+    "Compression",
+    "ExemplarFilterName",
+    "Exporter",
+    "HistogramAggregation",
+    "LimitSettings",
+    "OtlpSettings",
+    "Protocol",
+    "SamplerName",
+    "Settings",
+    "Signal",
+    "Temporality",
+    "load_settings",
+    "parse_bool",
+    "parse_endpoint",
+    "parse_key_values",
+    "parse_ratio",
+]
 
 _logger = logging.getLogger("chenu_otel.settings")
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
-
-
-class Signal(enum.StrEnum):
-    """The three OpenTelemetry signals."""
-
-    TRACES = "traces"
-    METRICS = "metrics"
-    LOGS = "logs"
-
-
-class Protocol(enum.StrEnum):
-    """``OTEL_EXPORTER_OTLP_PROTOCOL``."""
-
-    GRPC = "grpc"
-    HTTP_PROTOBUF = "http/protobuf"
-
-
-class Compression(enum.StrEnum):
-    """``OTEL_EXPORTER_OTLP_COMPRESSION``."""
-
-    GZIP = "gzip"
-    NONE = "none"
-
-
-class Exporter(enum.StrEnum):
-    """``OTEL_{TRACES,METRICS,LOGS}_EXPORTER`` entries (``prometheus``: metrics only)."""
-
-    OTLP = "otlp"
-    CONSOLE = "console"
-    PROMETHEUS = "prometheus"
-    NONE = "none"
-
-
-class SamplerName(enum.StrEnum):
-    """``OTEL_TRACES_SAMPLER``."""
-
-    ALWAYS_ON = "always_on"
-    ALWAYS_OFF = "always_off"
-    TRACEIDRATIO = "traceidratio"
-    PARENTBASED_ALWAYS_ON = "parentbased_always_on"
-    PARENTBASED_ALWAYS_OFF = "parentbased_always_off"
-    PARENTBASED_TRACEIDRATIO = "parentbased_traceidratio"
-
-
-class ExemplarFilterName(enum.StrEnum):
-    """``OTEL_METRICS_EXEMPLAR_FILTER``."""
-
-    TRACE_BASED = "trace_based"
-    ALWAYS_ON = "always_on"
-    ALWAYS_OFF = "always_off"
-
-
-class Temporality(enum.StrEnum):
-    """``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``."""
-
-    CUMULATIVE = "cumulative"
-    DELTA = "delta"
-    LOWMEMORY = "lowmemory"
-
-
-class HistogramAggregation(enum.StrEnum):
-    """``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``."""
-
-    EXPLICIT_BUCKET = "explicit_bucket_histogram"
-    BASE2_EXPONENTIAL = "base2_exponential_bucket_histogram"
 
 
 SIGNALS: Final = tuple(Signal)
