@@ -37,7 +37,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar, cast
+from typing import Any, Final, ParamSpec, Self, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -97,6 +97,19 @@ class _Operation(ABC):
         self._span = _tracer.start_span(name, kind=kind, attributes=attributes)
         self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
+    def _begin_in_run(
+        self, name: str, kind: SpanKind, attributes: dict[str, Any]
+    ) -> AgentRun | None:
+        """Start the span as a step of the agent run the caller is inside (returned), if any:
+        the run's agent and thread go on the span."""
+        run = _current_run.get()
+        if run is not None:
+            attributes["gen_ai.agent.name"] = run.agent_name
+            if run.thread_id:
+                attributes["gen_ai.conversation.id"] = run.thread_id
+        self._begin(name, kind, attributes)
+        return run
+
     def _end_span(self, error: BaseException | None) -> str | None:
         """End the span, marked failed by `error` if any; returns the error type."""
         failure = mark_error(self._span, error) if error is not None else None
@@ -104,6 +117,7 @@ class _Operation(ABC):
         return failure
 
     def _detach(self) -> None:
+        """Make the span that was current before entering current again."""
         try:
             otel_context.detach(cast(Token[otel_context.Context], self._token))
         except Exception:
@@ -115,13 +129,30 @@ class _Operation(ABC):
         return self._span
 
     @abstractmethod
+    def __enter__(self) -> Self:
+        """Start the operation's span and make it current (never raises)."""
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Record the operation's metrics and end its span (never raises)."""
+        """Record the operation's metrics and end its span; telemetry errors are swallowed,
+        the caller's exception propagates unchanged."""
+        try:
+            self._finish(exc, time.perf_counter() - self._start)
+        except Exception:
+            _log.debug("%s telemetry failed", type(self).__name__, exc_info=True)
+        finally:
+            self._detach()
+
+    @abstractmethod
+    def _finish(self, error: BaseException | None, duration_s: float) -> None:
+        """Record the metrics of the finished operation and end its span."""
 
     async def __aexit__(
         self,
@@ -132,7 +163,17 @@ class _Operation(ABC):
         self.__exit__(exc_type, exc, tb)
 
 
-class AgentRun(_Operation):
+class _WithOutcome:
+    """An operation that succeeds unless it raises or is marked failed."""
+
+    outcome: str = SUCCESS
+
+    def fail(self) -> None:
+        """Mark the operation as failed without raising (e.g. the agent gave up)."""
+        self.outcome = FAILURE
+
+
+class AgentRun(_WithOutcome, _Operation):
     """One agent run; created by :func:`agent_run`."""
 
     def __init__(
@@ -175,35 +216,17 @@ class AgentRun(_Operation):
             _log.debug("agent run telemetry failed", exc_info=True)
         return self
 
-    async def __aenter__(self) -> AgentRun:
-        return self.__enter__()
-
-    def fail(self) -> None:
-        """Mark the run as failed without raising (e.g. the agent gave up)."""
-        self.outcome = FAILURE
-
     def add_usage(self, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
         self.cost_usd += cost_usd
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            self._finish(exc)
-        except Exception:
-            _log.debug("agent run telemetry failed", exc_info=True)
-        finally:
-            if self._run_token is not None:
-                _current_run.reset(self._run_token)
-            self._detach()
+    def _detach(self) -> None:
+        if self._run_token is not None:
+            _current_run.reset(self._run_token)
+        super()._detach()
 
-    def _finish(self, exc: BaseException | None) -> None:
-        duration = time.perf_counter() - self._start
+    def _finish(self, exc: BaseException | None, duration: float) -> None:
         if exc is not None:
             self.outcome = FAILURE
         span = self._span
@@ -256,23 +279,15 @@ class LLMCall(_Operation):
 
     def __enter__(self) -> LLMCall:
         try:
-            self.run = _current_run.get()
             attrs: dict[str, Any] = {
                 "gen_ai.operation.name": self.operation,
                 "gen_ai.provider.name": self.provider,
                 "gen_ai.request.model": self.model,
             }
-            if self.run is not None:
-                attrs["gen_ai.agent.name"] = self.run.agent_name
-                if self.run.thread_id:
-                    attrs["gen_ai.conversation.id"] = self.run.thread_id
-            self._begin(f"{self.operation} {self.model}", SpanKind.CLIENT, attrs)
+            self.run = self._begin_in_run(f"{self.operation} {self.model}", SpanKind.CLIENT, attrs)
         except Exception:
             _log.debug("llm call telemetry failed", exc_info=True)
         return self
-
-    async def __aenter__(self) -> LLMCall:
-        return self.__enter__()
 
     def _metric_attrs(self) -> dict[str, AttributeValue]:
         return _genai.llm_attributes(
@@ -316,27 +331,16 @@ class LLMCall(_Operation):
         except Exception:
             _log.debug("llm usage telemetry failed", exc_info=True)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            duration = time.perf_counter() - self._start
-            failure = self._end_span(exc)
-            if failure:
-                _errors.error(failure, "llm")
-            _genai.llm_finished(self._metric_attrs(), duration, failure)
-            if self.run is not None:
-                self.run.steps += 1
-        except Exception:
-            _log.debug("llm call telemetry failed", exc_info=True)
-        finally:
-            self._detach()
+    def _finish(self, exc: BaseException | None, duration: float) -> None:
+        failure = self._end_span(exc)
+        if failure:
+            _errors.error(failure, "llm")
+        _genai.llm_finished(self._metric_attrs(), duration, failure)
+        if self.run is not None:
+            self.run.steps += 1
 
 
-class ToolCall(_Operation):
+class ToolCall(_WithOutcome, _Operation):
     """One tool call; created by :func:`tool_call`."""
 
     def __init__(self, tool_name: str, *, call_id: str | None = None, tool_type: str = "function"):
@@ -348,7 +352,6 @@ class ToolCall(_Operation):
 
     def __enter__(self) -> ToolCall:
         try:
-            self.run = _current_run.get()
             attrs: dict[str, Any] = {
                 "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": self.tool_name,
@@ -356,46 +359,25 @@ class ToolCall(_Operation):
             }
             if self.call_id:
                 attrs["gen_ai.tool.call.id"] = self.call_id
-            if self.run is not None:
-                attrs["gen_ai.agent.name"] = self.run.agent_name
-                if self.run.thread_id:
-                    attrs["gen_ai.conversation.id"] = self.run.thread_id
-            self._begin(f"execute_tool {self.tool_name}", SpanKind.INTERNAL, attrs)
+            name = f"execute_tool {self.tool_name}"
+            self.run = self._begin_in_run(name, SpanKind.INTERNAL, attrs)
         except Exception:
             _log.debug("tool call telemetry failed", exc_info=True)
         return self
 
-    async def __aenter__(self) -> ToolCall:
-        return self.__enter__()
-
-    def fail(self) -> None:
-        """Mark the call as failed without raising."""
-        self.outcome = FAILURE
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            duration = time.perf_counter() - self._start
-            if exc is not None:
-                self.outcome = FAILURE
-                _errors.error(error_type(exc), "tool")
-            if self.run is not None:
-                self.run.steps += 1
-            _genai.tool_call(
-                self.tool_name,
-                outcome=self.outcome,
-                duration_s=duration,
-                agent=self.run.agent_name if self.run is not None else None,
-            )
-            self._end_span(exc)
-        except Exception:
-            _log.debug("tool call telemetry failed", exc_info=True)
-        finally:
-            self._detach()
+    def _finish(self, exc: BaseException | None, duration: float) -> None:
+        if exc is not None:
+            self.outcome = FAILURE
+            _errors.error(error_type(exc), "tool")
+        if self.run is not None:
+            self.run.steps += 1
+        _genai.tool_call(
+            self.tool_name,
+            outcome=self.outcome,
+            duration_s=duration,
+            agent=self.run.agent_name if self.run is not None else None,
+        )
+        self._end_span(exc)
 
 
 def agent_run(

@@ -37,7 +37,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 from opentelemetry import context as otel_context
@@ -176,62 +176,39 @@ class MonitoringMiddleware:
             self._native_telemetry_reported = True  # once per app
             warn_native_telemetry_on()
         if scope_type == "http" and scope.get("path") not in self.excluded_paths:
-            await self._http(scope, receive, send)
+            await self._serve(_RequestTelemetry, scope, receive, send)
         elif scope_type == "websocket":
-            await self._websocket(scope, receive, send)
+            await self._serve(_WebSocketTelemetry, scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
-    # --- HTTP ---------------------------------------------------------------------------------
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
+    async def _serve(
+        self, telemetry: type[_Telemetry], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Run the app with one request's (or connection's) telemetry around it."""
         try:
-            request = _RequestTelemetry(self, scope, start)
+            session = telemetry(self, scope)
         except Exception:  # telemetry never raises into the request path
-            _log.debug("request telemetry set-up failed", exc_info=True)
+            _log.debug("%s set-up failed", telemetry.__name__, exc_info=True)
             await self.app(scope, receive, send)
             return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = request.on_response_start(message)
-            await send(message)
-
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, send_wrapper)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            request.finish(error)
-
-    # --- WebSocket ----------------------------------------------------------------------------
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            session = _WebSocketTelemetry(self, scope)
-        except Exception:  # telemetry never raises into the request path
-            _log.debug("websocket telemetry set-up failed", exc_info=True)
-            await self.app(scope, receive, send)
-            return
-
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            session.on_receive(message)
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            message = session.on_send(message)
-            await send(message)
-
-        error: BaseException | None = None
-        try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, session.wrap_receive(receive), session.wrap_send(send))
         except BaseException as exc:
             error = exc
             raise
         finally:
             session.finish(error)
+
+
+class _Telemetry(Protocol):
+    """What `MonitoringMiddleware._serve` needs from the state of one request or connection."""
+
+    def __init__(self, mw: MonitoringMiddleware, scope: Scope) -> None: ...
+    def wrap_receive(self, receive: Receive) -> Receive: ...
+    def wrap_send(self, send: Send) -> Send: ...
+    def finish(self, error: BaseException | None) -> None: ...
 
 
 def _scan_ids(headers: Headers) -> tuple[str | None, str | None, bytes | None]:
@@ -268,10 +245,10 @@ class _RequestTelemetry:
         "user_id",
     )
 
-    def __init__(self, mw: MonitoringMiddleware, scope: Scope, start: float) -> None:
+    def __init__(self, mw: MonitoringMiddleware, scope: Scope) -> None:
+        self.start = time.perf_counter()
         self.mw = mw
         self.scope = scope
-        self.start = start
         headers: Headers = scope.get("headers") or []
         request_id, self.user_id, self.content_length = _scan_ids(headers)
         self.request_id = request_id or _new_request_id()
@@ -309,6 +286,17 @@ class _RequestTelemetry:
         self.log_tokens = structlog.contextvars.bind_contextvars(**bound)
         if mw.active_requests:
             _http.request_started(self.method, self.scheme)
+
+    def wrap_receive(self, receive: Receive) -> Receive:
+        return receive
+
+    def wrap_send(self, send: Send) -> Send:
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = self.on_response_start(message)
+            await send(message)
+
+        return send_wrapper
 
     def on_response_start(self, message: Message) -> Message:
         try:
@@ -440,6 +428,20 @@ class _WebSocketTelemetry:
             self.span.update_name(f"websocket {route}")
             self.span.set_attribute("http.route", route)
         return self._route_attrs
+
+    def wrap_receive(self, receive: Receive) -> Receive:
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            self.on_receive(message)
+            return message
+
+        return receive_wrapper
+
+    def wrap_send(self, send: Send) -> Send:
+        async def send_wrapper(message: Message) -> None:
+            await send(self.on_send(message))
+
+        return send_wrapper
 
     def on_receive(self, message: Message) -> None:
         try:
