@@ -18,7 +18,13 @@ encoding and sending OTLP count too; the batch processors are flushed inside the
 window), best of --rounds within a process and of --repeat processes run interleaved. CPU time
 rather than wall time keeps the figures steadier on a busy machine. Prints µs/request and µs
 added over bare, and the ratios chenu/floor (target <= 1.25) and stock/chenu (target >= 2).
-A benchmark, not a test: it never asserts.
+
+    .venv/bin/python bench/overhead.py --baseline ../chenu-otel-at-some-commit
+
+compares this checkout's chenu_otel with another checkout's (e.g. a `git worktree add` of an
+earlier commit): every variant runs under both, interleaved, and a second table shows both
+columns and the ratio this/baseline of the CPU added over bare. Each child reports which
+chenu_otel it imported. A benchmark, not a test: it never asserts.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 VARIANTS = ("bare", "stock", "floor", "floor_bare", "chenu", "chenu_nolog")
@@ -204,7 +211,10 @@ async def drive(app: Any, total: int) -> float:
 def child(variant: str, total: int, rounds: int) -> None:
     app = build_app(variant)
     best = min(asyncio.run(drive(app, total)) for _ in range(rounds))
-    print(json.dumps({"variant": variant, "us_per_request": best}))
+    import chenu_otel
+
+    package = chenu_otel.__file__
+    print(json.dumps({"variant": variant, "us_per_request": best, "package": package}))
     if variant != "bare":
         import chenu_otel
 
@@ -219,6 +229,9 @@ def main() -> None:
         "--repeat", type=int, default=3, help="interleaved runs of all variants; best kept"
     )
     parser.add_argument("--variant", choices=VARIANTS)
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout to compare with, run interleaved"
+    )
     args = parser.parse_args()
     if args.variant:
         child(args.variant, args.requests, args.rounds)
@@ -226,7 +239,11 @@ def main() -> None:
 
     from chenu_otel.testing import OtlpSink
 
-    results: dict[str, float] = {}
+    trees = {"this": Path(__file__).resolve().parents[1]}
+    if args.baseline is not None:
+        trees["baseline"] = args.baseline.resolve()
+    results: dict[str, dict[str, float]] = {tree: {} for tree in trees}
+    packages: dict[str, set[str]] = {tree: set() for tree in trees}
     with OtlpSink() as sink:
         env = {
             **os.environ,
@@ -234,27 +251,35 @@ def main() -> None:
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
         }
-        for variant in [v for _ in range(args.repeat) for v in VARIANTS]:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--variant",
-                    variant,
-                    "--requests",
-                    str(args.requests),
-                    "--rounds",
-                    str(args.rounds),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            line = [ln for ln in out.stdout.splitlines() if ln.startswith('{"variant"')][-1]
-            figure = json.loads(line)["us_per_request"]
-            results[variant] = min(figure, results.get(variant, figure))
+        for _ in range(args.repeat):
+            for variant in VARIANTS:
+                for tree, root in trees.items():
+                    figure, package = run_child(variant, args, {**env, "PYTHONPATH": str(root)})
+                    best = results[tree]
+                    best[variant] = min(figure, best.get(variant, figure))
+                    packages[tree].add(package)
         received = len(sink.spans())
+    for tree, imported in packages.items():
+        print(f"{tree}: chenu_otel from {', '.join(sorted(imported))}")
+    report(results["this"])
+    if "baseline" in results:
+        compare(results["this"], results["baseline"])
+    print(f"spans received by the OTLP sink: {received}")
+
+
+def run_child(variant: str, args: argparse.Namespace, env: dict[str, str]) -> tuple[float, str]:
+    """One variant in a fresh interpreter: (CPU time per request, the chenu_otel it imported)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--variant", variant, "--requests", str(args.requests),
+         "--rounds", str(args.rounds)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith('{"variant"')][-1]
+    answer = json.loads(line)
+    return float(answer["us_per_request"]), str(answer["package"])
+
+
+def report(results: dict[str, float]) -> None:
     bare = results["bare"]
     print(f"{'variant':12} {'us/req':>9} {'added':>9}")
     for v in VARIANTS:
@@ -265,7 +290,15 @@ def main() -> None:
     nolog = added["chenu_nolog"]
     print(f"chenu without access log / floor = {nolog / added['floor']:.2f}")
     print(f"chenu/floor_bare (added) = {added['chenu'] / added['floor_bare']:.2f}  (reference)")
-    print(f"spans received by the OTLP sink: {received}")
+
+
+def compare(this: dict[str, float], baseline: dict[str, float]) -> None:
+    """This checkout against the baseline, variant by variant (added CPU over each one's bare)."""
+    print(f"\n{'variant':12} {'this us/req':>12} {'baseline':>9} {'this/baseline (added)':>22}")
+    for v in VARIANTS:
+        added_this, added_base = this[v] - this["bare"], baseline[v] - baseline["bare"]
+        ratio = f"{added_this / added_base:.2f}" if v != "bare" and added_base > 0 else "-"
+        print(f"{v:12} {this[v]:12.1f} {baseline[v]:9.1f} {ratio:>22}")
 
 
 if __name__ == "__main__":
