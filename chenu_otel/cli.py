@@ -12,6 +12,10 @@ the standard OTLP translation produces (what dashboards and alerts query)::
 
     chenu-otel stack run [--requests N] [--keep-running] [--work-dir DIR]
     chenu-otel stack up | status | down [--work-dir DIR]
+
+``chenu-otel doctor`` checks that telemetry gets through (`chenu_otel.doctor`)::
+
+    chenu-otel doctor [--jaeger URL] [--prometheus URL] [--logs URL] [--timeout S] [--wait S]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chenu_otel.catalogue import CATALOGUE, metrics_markdown
+from chenu_otel.doctor import add_doctor_parser, run_doctor_command
 from chenu_otel.stack.commands import add_stack_parser, run_stack_command
 
 __all__ = ["main"]
@@ -85,9 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_metrics_parser(commands)
     add_stack_parser(commands)
+    add_doctor_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "metrics":
         return _run_metrics(args)
+    if args.command == "doctor":
+        return run_doctor_command(args)
     return run_stack_command(args)
 
 
