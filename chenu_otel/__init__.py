@@ -8,6 +8,13 @@ by the standard ``OTEL_*`` environment variables:
 
 With zero code, ``opentelemetry-instrument python app.py`` does the same through this package's
 ``opentelemetry_distro``/``opentelemetry_configurator`` entry points.
+
+The data path is app → OTLP → collector → backends: this package is the app side (it emits only
+OTLP); ``collector/`` holds the collector distribution and its configs, ``deploy/`` the
+backends, and `chenu_otel.stack` runs all of them on loopback (``chenu-otel stack run``). Inside:
+`chenu_otel.catalogue` declares every metric, `chenu_otel.recorders` records them,
+`chenu_otel.settings` reads ``OTEL_*``, `chenu_otel.pipeline` builds the providers behind the
+proxies of `chenu_otel.proxies`, and `chenu_otel.compat` keeps the earlier module's API.
 """
 
 from chenu_otel.instrumentation import instrument_app, instrument_fastapi

@@ -5,6 +5,11 @@ our `ChenuConfigurator` (``opentelemetry_configurator``), then every installed i
 The result is the same pipeline as calling `chenu_otel.configure()` and
 `chenu_otel.logging.setup_logging()` in code. Select them explicitly, when other distros are
 installed too, with ``OTEL_PYTHON_DISTRO=chenu_otel OTEL_PYTHON_CONFIGURATOR=chenu_otel``.
+
+The launcher requires a configurator to subclass the SDK's ``_BaseConfigurator`` (private by
+name, the only base the ``opentelemetry_configurator`` entry point accepts; checked against
+opentelemetry-sdk :data:`CHECKED_SDK`). ``tests/integration/test_otlp_export.py`` runs the
+launcher for real and fails if that contract changes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 
 from chenu_otel.logging import setup_logging
 from chenu_otel.pipeline import configure
+
+#: opentelemetry-sdk releases the configurator contract was checked against.
+CHECKED_SDK = "==1.45.1"
 
 #: Defaults the distro puts in the environment unless the user set them: stable HTTP semantic
 #: conventions only (``http.server.request.duration`` in seconds, no double recording).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 
 from fastapi import FastAPI
@@ -9,7 +11,7 @@ from starlette.testclient import TestClient
 
 import chenu_otel
 from chenu_otel import pipeline
-from tests.support import DEBIAN_PROMTOOL, require_binary
+from tests.support import DEBIAN_PROMTOOL, REPO_ROOT, require_binary
 
 
 def build_seed_app() -> FastAPI:
@@ -68,3 +70,53 @@ def test_seed_snippet_serves_requests_and_metrics(monkeypatch) -> None:  # type:
     check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
                            timeout=30, check=False)  # fmt: skip
     assert check.returncode == 0, check.stderr.decode()
+
+
+# Every public name the README documents, by module (the README's own lists, section by section).
+README_NAMES = {
+    "chenu_otel": ["configure", "shutdown", "instrument_app", "current_pipeline"],
+    "chenu_otel.logging": [
+        "setup_logging", "get_logger", "bind_context", "clear_context", "log_request",
+        "log_database_query", "log_cache_operation", "log_agent_execution", "log_thread_event",
+    ],
+    "chenu_otel.tracing": [
+        "traced", "create_span", "add_span_attributes", "get_tracer", "setup_tracing",
+        "instrument_fastapi",
+    ],
+    "chenu_otel.metrics": [
+        "views", "get_metrics", "get_content_type", "init_metrics", "record_http_request",
+        "record_agent_execution", "record_db_query", "record_cache_operation",
+        "record_thread_event", "record_websocket_connect", "record_websocket_disconnect",
+        "record_websocket_message", "agent_cost_usd_total", "Counter",
+    ],
+    "chenu_otel.middleware": ["MonitoringMiddleware"],
+    "chenu_otel.genai": [
+        "agent_run", "llm_call", "tool_call", "TokenBudget", "traced_agent", "traced_tool",
+    ],
+    "chenu_otel.testing": ["capture_telemetry", "OtlpSink"],
+    "chenu_otel.demo": ["create_app"],
+}  # fmt: skip
+
+
+def test_every_public_name_the_readme_documents_still_resolves() -> None:
+    """The names listed above, and every dotted ``chenu_otel.…`` name in README.md, resolve."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    dotted = set(re.findall(r"`(chenu_otel(?:\.\w+)+)", readme))
+    missing = []
+    for module, names in README_NAMES.items():
+        imported = importlib.import_module(module)
+        missing += [f"{module}.{n}" for n in names if not hasattr(imported, n)]
+    for name in sorted(dotted):
+        parts = name.split(".")
+        for split in range(len(parts), 0, -1):
+            try:
+                target: object = importlib.import_module(".".join(parts[:split]))
+            except ImportError:
+                continue
+            for attribute in parts[split:]:
+                target = getattr(target, attribute, None)
+            if target is None:
+                missing.append(name)
+            break
+    assert not missing, f"README names that no longer resolve: {missing}"
+    assert len(dotted) >= 8, dotted  # the scan found the README's references
