@@ -15,7 +15,8 @@ uvicorn on 127.0.0.1 and driven at --rate requests/s (open loop, keep-alive conn
 
 Both run at the same time by default (same machine load for both; --sequential runs them one
 after the other). Printed per variant: requests, errors, p50/p99 latency, RSS after warm-up and
-at the end (read from /proc), RSS growth, and what the SDK says it dropped or failed to export
+at the end (read from /proc), RSS growth and its trail minute by minute (bounded or leaking),
+and what the SDK says it dropped or failed to export
 (its own ``otel.sdk.*`` counters, read inside the app); then the ratios unreachable / up.
 A benchmark, not a test: it never asserts. Everything listens on loopback and every loop is
 bounded by --minutes and the request count it implies.
@@ -285,6 +286,9 @@ def print_table(variants: list[Variant]) -> None:
             f"{f['p99_ms']:7.2f} {f['rss_start_mib']:8.1f}M {f['rss_end_mib']:7.1f}M "
             f"{f['rss_growth_mib']:6.1f}M {f['rss_max_mib']:7.1f}M  {variant.losses or 'none'}"
         )
+    for variant in variants:
+        per_minute = [f"{mib:.0f}" for t, mib in variant.rss if int(t) % 60 < 5]
+        print(f"{variant.name:14} RSS MiB by minute: {' '.join(per_minute)}")
     up, down = rows["collector up"], rows["unreachable"]
     print(
         f"unreachable / up: p99 {down['p99_ms'] / up['p99_ms']:.2f}x, "
