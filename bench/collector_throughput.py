@@ -1,0 +1,686 @@
+"""Collector throughput: how many spans, log records and metric points per second chenu-otelcol
+takes with 0 refused, shipped configs against a bare pipeline on the same binary, same run.
+
+    .venv/bin/python bench/collector_throughput.py [--repeat 3] [--profile-dir DIR]
+
+Set-up (loopback only, 2 cores):
+  core 1  the collector under test, pinned with `taskset -c 1`
+  core 0  the load generator (bench/loadgen, Go, pre-serialised OTLP/gRPC requests of 500 items,
+          --streams requests in flight) and its sink mode standing in for every backend (OTLP
+          gRPC and HTTP answered with success without decoding, so the backend side costs
+          little and the collector under test is what runs out of CPU)
+
+Configs:
+  bare     bench/collector/bare.yaml: OTLP in, no processor, the base config's exporter per
+           signal with batching in an in-memory sending queue (the batch processor is no longer
+           in the distribution); the floor every ratio is taken against
+  base     collector/otelcol.yaml as shipped (disk queues in a fresh directory under the cache
+           directory, on disk rather than tmpfs, fsync as configured), backends at the sink
+  gateway  collector/otelcol.yaml + collector/fleet/gateway.yaml (skipped if that file is absent)
+  and, on request (--configs), two diagnostics that split the base config's cost:
+  bare-disk     bare + bench/collector/bare-disk.yaml: the base config's disk queue, no processor
+  base-nofsync  the base config with OTELCOL_STORAGE_FSYNC=false
+
+Method, per signal and config, each run with a fresh collector:
+  1. probe: the load generator sends as fast as answers come back (closed loop, --streams
+     requests in flight) for --probe-seconds: the most the receiver takes in.
+  2. paced: a fixed offered load, first 90 % of the probe's rate, for --seconds (with
+     4 x --streams, so a latency spike does not hold back the offered load). It counts when
+     nothing was refused, the offered load was met (at most 2 % of requests waited for a free
+     stream) and the exporter's queue grew by at most 5 % of what came in (a growing queue
+     means data is taken in faster than it is sent on: refusals once it is full). Otherwise the
+     next offer is at most 85 % of this one and 95 % of what was sent on, at most --attempts
+     times. The table shows the last paced run.
+  With tail sampling (gateway traces) the paced warm-up lasts decision_wait + 2 s, so held
+  traces, memory and the sampled export are in their steady state when the window opens.
+
+Figures of the paced window: accepted items/s and the ratio to bare, refused items, the
+collector's CPU time per 10k items and what that makes per CPU-second (the rate one busy core
+would reach if CPU were the only limit, which a disk queue's waits make optimistic), its RSS
+at the end and at peak (VmHWM), the largest heap seen (otelcol_process_runtime_heap_alloc_bytes,
+sampled every second) and the memory_limiter headroom: its soft limit (limit_mib -
+spike_limit_mib, where it starts refusing) minus that heap. --repeat N runs everything N times
+and adds the median and the spread. A benchmark, not a test: it never asserts. Absolute
+figures drift with the machine and whatever else runs on it; the ratios are what it is for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO_ROOT / "bench" / "collector"
+BASE_CONFIG = REPO_ROOT / "collector" / "otelcol.yaml"
+GATEWAY_OVERLAY = REPO_ROOT / "collector" / "fleet" / "gateway.yaml"
+LOOPBACK = "127.0.0.1"
+COLLECTOR_CORE, DRIVER_CORE = "1", "0"
+SIGNALS = ("traces", "logs", "metrics")
+#: Prometheus names of the receiver's accepted/refused counters and the exporter's sent counter.
+ITEM_METRIC = {"traces": "spans", "logs": "log_records", "metrics": "metric_points"}
+MIB = 1024 * 1024
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def built(script: Path) -> Path:
+    """Path printed by one of the project's build scripts (they cache outside the clone)."""
+    result = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"{script} failed:\n{result.stderr[-3000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def config_args(configs: Sequence[Path]) -> list[str]:
+    return [arg for config in configs for arg in ("--config", str(config))]
+
+
+class PinnedProcess:
+    """A server (a collector, or the sink) pinned to one core, stopped with SIGTERM when done."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], core: str, log: Path) -> None:
+        self.argv = ["taskset", "-c", core, *argv]
+        self.env = {**os.environ, **env}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, health_url: str) -> PinnedProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"{self.argv[3]} exited ({self.proc.returncode}):\n{self.output()}")
+            try:
+                with urllib.request.urlopen(health_url, timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        sys.exit(f"{self.argv[3]} not healthy at {health_url} within 60 s:\n{self.output()}")
+
+    @property
+    def pid(self) -> int:  # taskset execs the server, so this is the server's own pid
+        assert self.proc is not None
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak RSS) in MiB."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0]) / 1024
+    return values
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The collector's own metrics as {'name{labels}': value}."""
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def total(samples: dict[str, float], name: str, *label_parts: str) -> float:
+    return sum(
+        value
+        for key, value in samples.items()
+        if (key == name or key.startswith(name + "{")) and all(p in key for p in label_parts)
+    )
+
+
+# --- configs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ports:
+    grpc: int = field(default_factory=free_port)
+    http: int = field(default_factory=free_port)
+    health: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+    pprof: int = field(default_factory=free_port)
+
+
+@dataclass(frozen=True)
+class Sink:
+    grpc: int
+    http: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A config under test: its files, how to point its listeners and backends, extra env."""
+
+    name: str
+    configs: tuple[Path, ...]
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    def environment(self, ports: Ports, sink: Sink, storage: Path) -> dict[str, str]:
+        if self.configs[0].parent == BENCH_DIR:
+            env = {
+                "BENCH_LISTEN_PORT": str(ports.grpc),
+                "BENCH_HEALTH_PORT": str(ports.health),
+                "BENCH_METRICS_PORT": str(ports.metrics),
+                "BENCH_PPROF_PORT": str(ports.pprof),
+                "BENCH_STORAGE_DIR": str(storage),
+                "BENCH_SINK_GRPC": f"{LOOPBACK}:{sink.grpc}",
+                "BENCH_SINK_HTTP": f"http://{LOOPBACK}:{sink.http}",
+            }
+        else:
+            env = {
+                "OTELCOL_LISTEN_HOST": LOOPBACK,
+                "OTELCOL_OTLP_GRPC_PORT": str(ports.grpc),
+                "OTELCOL_OTLP_HTTP_PORT": str(ports.http),
+                "OTELCOL_HEALTH_PORT": str(ports.health),
+                "OTELCOL_METRICS_PORT": str(ports.metrics),
+                "OTELCOL_PPROF_PORT": str(ports.pprof),
+                "OTELCOL_STORAGE_DIR": str(storage),
+                "JAEGER_OTLP_ENDPOINT": f"{LOOPBACK}:{sink.grpc}",
+                "PROMETHEUS_OTLP_ENDPOINT": f"http://{LOOPBACK}:{sink.http}",
+                "LOKI_OTLP_ENDPOINT": f"http://{LOOPBACK}:{sink.http}",
+            }
+        return env | dict(self.extra_env)
+
+
+VARIANTS = {
+    variant.name: variant
+    for variant in (
+        Variant("bare", (BENCH_DIR / "bare.yaml",)),
+        Variant("base", (BASE_CONFIG,)),
+        Variant("gateway", (BASE_CONFIG, GATEWAY_OVERLAY)),
+        # Diagnostics, not run by default: where the base config's cost comes from.
+        Variant("bare-disk", (BENCH_DIR / "bare.yaml", BENCH_DIR / "bare-disk.yaml")),
+        Variant("base-nofsync", (BASE_CONFIG,), (("OTELCOL_STORAGE_FSYNC", "false"),)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the resolved config says about limits, queues and tail sampling."""
+
+    soft_limit_mib: float | None
+    queue_sizer: dict[str, str]  # exporter name -> requests | items | bytes
+    decision_wait_s: float | None
+
+
+def resolved_settings(binary: Path, variant: Variant, env: dict[str, str]) -> Settings:
+    result = subprocess.run(
+        [str(binary), "print-config", "--format", "json", *config_args(variant.configs)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"print-config failed for {variant.name}:\n{result.stderr[-3000:]}")
+    config: dict[str, Any] = json.loads(result.stdout)
+    processors: dict[str, Any] = config.get("processors") or {}
+    limiter = processors.get("memory_limiter")
+    soft = None if limiter is None else limiter["limit_mib"] - limiter["spike_limit_mib"]
+    # print-config shows a queue's sizer as {}, so it is read from the files themselves.
+    merged: dict[str, Any] = {}
+    for path in variant.configs:
+        merged = deep_merge(merged, yaml.safe_load(path.read_text()) or {})
+    sizers = {
+        name: str(((exporter or {}).get("sending_queue") or {}).get("sizer") or "requests")
+        for name, exporter in (merged.get("exporters") or {}).items()
+    }
+    sampling = processors.get("tail_sampling")
+    wait = None if sampling is None else sampling["decision_wait"] / 1e9
+    return Settings(soft, sizers, wait)
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """The collector's merge of several --config files: maps merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# --- one measured window ---------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """What one load-generator run measured, with the collector's side of the same window."""
+
+    offered_per_s: float
+    accepted_per_s: float
+    accepted: int
+    refused: int
+    missed_requests: int
+    requests: int
+    seconds: float
+    p99_ms: float
+    cpu_ms_per_10k: float
+    rss_mib: float
+    peak_rss_mib: float
+    max_heap_mib: float
+    queue_growth: float  # share of what came in that was still queued at the end
+    send_failed: float
+    dropped_too_early: float
+
+    def sustained(self) -> bool:
+        met = self.missed_requests <= max(1, self.requests // 50)
+        return self.refused == 0 and met and self.queue_growth <= 0.05
+
+
+def queue_units(samples: dict[str, float], signal_name: str) -> dict[str, float]:
+    prefix = "otelcol_exporter_queue_size{"
+    return {
+        key: value
+        for key, value in samples.items()
+        if key.startswith(prefix) and f'data_type="{signal_name}"' in key
+    }
+
+
+def exporter_of(key: str) -> str:
+    return key.split('exporter="', 1)[1].split('"', 1)[0]
+
+
+def measure(
+    loadgen: Path,
+    collector: PinnedProcess,
+    ports: Ports,
+    settings: Settings,
+    signal_name: str,
+    *,
+    streams: int,
+    rate: float,
+    warmup: float,
+    seconds: float,
+    profile_to: Path | None = None,
+) -> Window:
+    argv = ["taskset", "-c", DRIVER_CORE, str(loadgen), "-endpoint", f"{LOOPBACK}:{ports.grpc}"]
+    argv += ["-signal", signal_name, "-streams", str(streams), "-rate", str(rate)]
+    argv += ["-warmup", f"{warmup}s", "-duration", f"{seconds}s"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    if '"measure_start"' not in first:
+        proc.wait()
+        sys.exit(f"load generator failed: {first}{proc.stderr.read() if proc.stderr else ''}")
+    opened = time.monotonic()
+    cpu0, before = cpu_seconds(collector.pid), scrape(ports.metrics)
+    profiler = None
+    if profile_to is not None:
+        profiler = threading.Thread(
+            target=fetch_profile, args=(ports.pprof, max(1, int(seconds) - 1), profile_to)
+        )
+        profiler.start()
+    heap = 0.0
+    while (left := opened + seconds - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        heap = max(heap, total(scrape(ports.metrics), "otelcol_process_runtime_heap_alloc_bytes"))
+    cpu1, after, memory = (
+        cpu_seconds(collector.pid),
+        scrape(ports.metrics),
+        memory_mib(collector.pid),
+    )
+    summary = json.loads(proc.stdout.read().strip().splitlines()[-1])
+    proc.wait()
+    if profiler is not None:
+        profiler.join()
+
+    accepted = int(summary["accepted_items"])
+    items = int(summary["items_per_request"])
+    intake = {  # what came in during the window, in each queue sizer's unit
+        "requests": accepted / items,
+        "items": float(accepted),
+        "bytes": accepted * summary["request_bytes"] / items,
+    }
+    queued_before, queued_after = (queue_units(s, signal_name) for s in (before, after))
+    growth = max(
+        (
+            (queued_after[key] - queued_before.get(key, 0.0))
+            / max(1.0, intake[settings.queue_sizer.get(exporter_of(key), "requests")])
+            for key in queued_after
+        ),
+        default=0.0,
+    )
+    item = ITEM_METRIC[signal_name]
+    return Window(
+        offered_per_s=rate,
+        accepted_per_s=float(summary["accepted_items_per_s"]),
+        accepted=accepted,
+        refused=int(summary["refused_items"]),
+        missed_requests=int(summary["missed_requests"]),
+        requests=int(summary["requests"]),
+        seconds=float(summary["seconds"]),
+        p99_ms=float(summary["latency_p99_ms"]),
+        cpu_ms_per_10k=(cpu1 - cpu0) * 1000 / max(1, accepted) * 10_000,
+        rss_mib=memory.get("VmRSS", 0.0),
+        peak_rss_mib=memory.get("VmHWM", 0.0),
+        max_heap_mib=heap / MIB,
+        queue_growth=growth,
+        send_failed=total(after, f"otelcol_exporter_send_failed_{item}")
+        - total(before, f"otelcol_exporter_send_failed_{item}"),
+        dropped_too_early=total(
+            after, "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early"
+        ),
+    )
+
+
+def fetch_profile(port: int, seconds: int, path: Path) -> None:
+    url = f"http://{LOOPBACK}:{port}/debug/pprof/profile?seconds={seconds}"
+    with urllib.request.urlopen(url, timeout=seconds + 30) as response:
+        path.write_bytes(response.read())
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    signal: str
+    variant: str
+    probe: Window
+    paced: Window
+    attempts: int
+    soft_limit_mib: float | None
+
+    @property
+    def headroom_mib(self) -> float | None:
+        if self.soft_limit_mib is None:
+            return None
+        return self.soft_limit_mib - self.paced.max_heap_mib
+
+
+@contextmanager
+def running(
+    binary: Path, variant: Variant, sink: Sink, work: Path, tag: str
+) -> Iterator[tuple[PinnedProcess, Ports, Settings]]:
+    ports = Ports()
+    storage = work / f"storage-{tag}"
+    storage.mkdir()
+    env = variant.environment(ports, sink, storage)
+    settings = resolved_settings(binary, variant, env)
+    argv = [str(binary), *config_args(variant.configs)]
+    collector = PinnedProcess(argv, env, COLLECTOR_CORE, work / f"{tag}.log")
+    collector.start(f"http://{LOOPBACK}:{ports.health}/")
+    try:
+        yield collector, ports, settings
+    finally:
+        collector.stop()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def run_one(
+    binary: Path,
+    loadgen: Path,
+    variant: Variant,
+    signal_name: str,
+    sink: Sink,
+    work: Path,
+    args: argparse.Namespace,
+    tag: str,
+) -> Result:
+    with running(binary, variant, sink, work, tag) as (collector, ports, settings):
+        probe = measure(
+            loadgen,
+            collector,
+            ports,
+            settings,
+            signal_name,
+            rate=0,
+            warmup=2,
+            seconds=args.probe_seconds,
+            streams=args.streams,
+        )
+    rate = 0.9 * probe.accepted_per_s
+    profile = None
+    if args.profile_dir is not None:
+        profile = Path(args.profile_dir) / f"{variant.name}-{signal_name}.pb.gz"
+    for attempt in range(1, args.attempts + 1):
+        # A fresh collector each time: no backlog, held traces or memory pressure carried over.
+        paced_tag = f"{tag}-paced{attempt}"
+        with running(binary, variant, sink, work, paced_tag) as (collector, ports, settings):
+            warmup = 2.0
+            if signal_name == "traces" and settings.decision_wait_s is not None:
+                warmup += settings.decision_wait_s  # tail sampling's memory at steady state
+            paced = measure(
+                loadgen,
+                collector,
+                ports,
+                settings,
+                signal_name,
+                rate=rate,
+                warmup=warmup,
+                seconds=args.seconds,
+                profile_to=profile if attempt == 1 else None,
+                # Spare streams: a latency spike must not turn into a missed request.
+                streams=4 * args.streams,
+            )
+        print(
+            f"    paced {rate:10,.0f}/s offered: {paced.accepted_per_s:10,.0f}/s accepted, "
+            f"{paced.refused} refused, {paced.missed_requests} missed, queue "
+            f"{paced.queue_growth:+.0%} of intake",
+            flush=True,
+        )
+        if paced.sustained() or attempt == args.attempts:
+            break
+        # Next offer: below what was taken and below what left the queue, at most 85 % of now.
+        drained = paced.accepted_per_s * (1 - max(0.0, paced.queue_growth))
+        rate = min(0.85 * rate, 0.95 * drained)
+    return Result(signal_name, variant.name, probe, paced, attempt, settings.soft_limit_mib)
+
+
+def items_per_cpu_second(window: Window) -> float:
+    """What one fully busy core would take if CPU were the only limit (not I/O, not locks)."""
+    return 10_000 / (window.cpu_ms_per_10k / 1000) if window.cpu_ms_per_10k else float("nan")
+
+
+def table(results: Sequence[Result]) -> str:
+    bare = {r.signal: r.paced for r in results if r.variant == "bare"}
+    head = (
+        f"{'signal':8} {'config':12} {'accepted/s':>11} {'x bare':>6} {'refused':>7} "
+        f"{'CPU ms/10k':>10} {'per CPU-s':>10} {'x bare':>6} {'RSS MiB':>7} {'peak RSS':>8} "
+        f"{'heap MiB':>8} {'headroom':>8} {'probe/s':>9} {'p99 ms':>7} {'tries':>5} note"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        w, floor = r.paced, bare.get(r.signal)
+        ratio = w.accepted_per_s / floor.accepted_per_s if floor else float("nan")
+        capacity = items_per_cpu_second(w)
+        cpu_ratio = capacity / items_per_cpu_second(floor) if floor else float("nan")
+        headroom = "-" if r.headroom_mib is None else f"{r.headroom_mib:.0f}"
+        notes = []
+        if not w.sustained():
+            notes.append(f"NOT sustained (queue {w.queue_growth:+.0%}, missed {w.missed_requests})")
+        if w.send_failed:
+            notes.append(f"send failed {w.send_failed:.0f}")
+        if w.dropped_too_early:
+            notes.append(f"tail_sampling dropped too early {w.dropped_too_early:.0f} traces")
+        lines.append(
+            f"{r.signal:8} {r.variant:12} {w.accepted_per_s:11,.0f} {ratio:6.2f} {w.refused:7d} "
+            f"{w.cpu_ms_per_10k:10.1f} {capacity:10,.0f} {cpu_ratio:6.2f} {w.rss_mib:7.0f} "
+            f"{w.peak_rss_mib:8.0f} {w.max_heap_mib:8.0f} {headroom:>8} "
+            f"{r.probe.accepted_per_s:9,.0f} {w.p99_ms:7.1f} {r.attempts:5d} {'; '.join(notes)}"
+        )
+    return "\n".join(lines)
+
+
+def spread(runs: Sequence[Sequence[Result]]) -> str:
+    """Median and min-max over the runs: accepted/s, its ratio to bare, CPU per 10k items."""
+    lines = [
+        f"{'signal':8} {'config':12} {'median/s':>10} {'min-max/s':>19} {'x bare':>6} "
+        f"{'min-max':>11} {'CPU ms/10k':>10} {'min-max':>13}"
+    ]
+    for signal_name, variant in [(r.signal, r.variant) for r in runs[0]]:
+        rates, ratios, cpu = [], [], []
+        for run in runs:
+            by = {(r.signal, r.variant): r.paced for r in run}
+            window = by[(signal_name, variant)]
+            rates.append(window.accepted_per_s)
+            cpu.append(window.cpu_ms_per_10k)
+            if (signal_name, "bare") in by:
+                ratios.append(window.accepted_per_s / by[(signal_name, "bare")].accepted_per_s)
+        ratio = (
+            f"{statistics.median(ratios):6.2f} {min(ratios):5.2f}-{max(ratios):<5.2f}"
+            if ratios
+            else f"{'-':>6} {'-':>11}"
+        )
+        lines.append(
+            f"{signal_name:8} {variant:12} {statistics.median(rates):10,.0f} "
+            f"{min(rates):9,.0f}-{max(rates):<9,.0f} {ratio} {statistics.median(cpu):10.1f} "
+            f"{min(cpu):6.1f}-{max(cpu):<6.1f}"
+        )
+    return "\n".join(lines)
+
+
+def print_profile_tops(directory: Path) -> None:
+    go = shutil.which("go")
+    for profile in sorted(directory.glob("*.pb.gz")):
+        print(f"\n--- CPU profile {profile.name} (go tool pprof -top) ---")
+        if go is None:
+            print("go not on PATH: open it with `go tool pprof -top`")
+            continue
+        top = subprocess.run(
+            [go, "tool", "pprof", "-top", "-nodecount=15", str(profile)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print("\n".join(top.stdout.splitlines()[:22]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--signals", default=",".join(SIGNALS))
+    parser.add_argument(
+        "--configs", default="bare,base,gateway", help=f"any of {', '.join(VARIANTS)}"
+    )
+    parser.add_argument("--streams", type=int, default=8, help="requests in flight")
+    parser.add_argument("--probe-seconds", type=float, default=5)
+    parser.add_argument("--seconds", type=float, default=8, help="paced window")
+    parser.add_argument("--attempts", type=int, default=4, help="paced runs at most")
+    parser.add_argument("--repeat", type=int, default=1, help="whole runs, for the spread")
+    parser.add_argument("--profile-dir", help="keep a CPU profile of each first paced window")
+    parser.add_argument("--json", help="write every window's figures here")
+    args = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("needs 2 cores: the collector on one, the load generator and sink on the other")
+    os.sched_setaffinity(0, {int(DRIVER_CORE)})  # this script's own polling stays off core 1
+
+    binary = built(REPO_ROOT / "scripts" / "build-collector")
+    loadgen = built(REPO_ROOT / "bench" / "loadgen" / "build")
+    chosen = [VARIANTS[name] for name in args.configs.split(",")]
+    if not GATEWAY_OVERLAY.exists():
+        print(f"{GATEWAY_OVERLAY.relative_to(REPO_ROOT)} not found: gateway left out")
+        chosen = [v for v in chosen if v.name != "gateway"]
+    if args.profile_dir:
+        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+    signals = args.signals.split(",")
+
+    runs: list[list[Result]] = []
+    xdg_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    cache = Path(os.environ.get("CHENU_OTEL_CACHE", xdg_cache / "chenu-otel"))
+    cache.mkdir(parents=True, exist_ok=True)
+    # Under the cache directory, a real disk (not tmpfs), so the disk queues' fsync is real.
+    with tempfile.TemporaryDirectory(prefix="collector-throughput-", dir=cache) as tmp:
+        work = Path(tmp)
+        sink = Sink(free_port(), free_port())
+        sink_argv = [str(loadgen), "sink", "-grpc-port", str(sink.grpc)]
+        sink_argv += ["-http-port", str(sink.http)]
+        sink_proc = PinnedProcess(sink_argv, {}, DRIVER_CORE, work / "sink.log")
+        sink_proc.start(f"http://{LOOPBACK}:{sink.http}/healthz")
+        try:
+            for run in range(1, args.repeat + 1):
+                results = []
+                for signal_name in signals:
+                    for variant in chosen:
+                        tag = f"r{run}-{signal_name}-{variant.name}"
+                        result = run_one(
+                            binary, loadgen, variant, signal_name, sink, work, args, tag
+                        )
+                        print(
+                            f"  run {run} {signal_name:7} {variant.name:7} "
+                            f"{result.paced.accepted_per_s:10,.0f}/s "
+                            f"(probe {result.probe.accepted_per_s:,.0f}/s, its queue grew by "
+                            f"{result.probe.queue_growth:.0%} of its intake)",
+                            flush=True,
+                        )
+                        results.append(result)
+                runs.append(results)
+                print(
+                    f"\nrun {run} of {args.repeat}, collector pinned to core {COLLECTOR_CORE}, "
+                    f"{args.streams} streams, 500 items per request"
+                )
+                print(table(results), flush=True)
+        finally:
+            sink_proc.stop()
+    if len(runs) > 1:
+        print(f"\nspread over {len(runs)} runs (paced accepted/s, 0 refused)")
+        print(spread(runs))
+    if args.profile_dir:
+        print_profile_tops(Path(args.profile_dir))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                [[asdict(r) | {"headroom_mib": r.headroom_mib} for r in run] for run in runs],
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
