@@ -455,11 +455,13 @@ class Figures:
         return f"{max(0.0, 1 - self.received[mode] / expected):.0%}"
 
 
-def measure_census(variant: str, figures: Figures, requests: int = 1000) -> None:
+def run_child(variant: str, *arguments: str, prefix: tuple[str, ...] = ()) -> tuple[Any, Census]:
+    """Run this file with `arguments` in a fresh interpreter of the bench virtualenv, its
+    OTLP going to a fresh receiver; its last JSON line and what the receiver counted."""
     receiver = Receiver()
     try:
         out = subprocess.run(
-            [str(BENCH_PYTHON), __file__, "--census", variant, "--requests", str(requests)],
+            [*prefix, str(BENCH_PYTHON), __file__, *arguments],
             env=child_env(variant, receiver.endpoint),
             capture_output=True,
             text=True,
@@ -469,36 +471,20 @@ def measure_census(variant: str, figures: Figures, requests: int = 1000) -> None
     finally:
         census = receiver.close()
     if out.returncode != 0:
-        raise SystemExit(f"{variant} (census) failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(f"{variant} {arguments[0]} failed:\n{out.stderr[-3000:]}")
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith('{"variant"')][-1]
+    return json.loads(line), census
+
+
+def measure_census(variant: str, figures: Figures, requests: int = 1000) -> None:
+    _, census = run_child(variant, "--census", variant, "--requests", str(requests))
     figures.census, figures.census_requests = census, requests
 
 
 def measure_in_process(variant: str, requests: int, rounds: int, figures: Figures) -> None:
-    receiver = Receiver()
-    try:
-        out = subprocess.run(
-            [
-                str(BENCH_PYTHON),
-                __file__,
-                "--child",
-                variant,
-                "--requests",
-                str(requests),
-                "--rounds",
-                str(rounds),
-            ],
-            env=child_env(variant, receiver.endpoint),
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    finally:
-        census = receiver.close()
-    if out.returncode != 0:
-        raise SystemExit(f"{variant} (in process) failed:\n{out.stderr[-3000:]}")
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith('{"variant"')][-1]
-    result = json.loads(line)
+    result, census = run_child(
+        variant, "--child", variant, "--requests", str(requests), "--rounds", str(rounds)
+    )
     figures.cpu_us = min(figures.cpu_us, result["us_per_request"])
     figures.expected["A"] += figures.items_per_request() * result["requests"]
     figures.received["A"] += census.items
@@ -724,41 +710,16 @@ def profile(variant: str, requests: int, rate: int) -> None:
     objects in a few big C calls (the official encoder), and it does not see other threads."""
     py_spy = BENCH_VENV / "bin" / "py-spy"
     raw = CACHE / f"peers-profile-{variant}.txt"
-    receiver = Receiver()
-    try:
-        result = subprocess.run(
-            [
-                str(py_spy),
-                "record",
-                "--gil",
-                "--threads",
-                "--full-filenames",
-                "--format",
-                "raw",
-                "--rate",
-                str(rate),
-                "--output",
-                str(raw),
-                "--",
-                str(BENCH_PYTHON),
-                __file__,
-                "--profile-child",
-                variant,
-                "--requests",
-                str(requests),
-            ],
-            env=child_env(variant, receiver.endpoint),
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    finally:
-        census = receiver.close()
-    if result.returncode != 0:
-        raise SystemExit(f"py-spy failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    line = [ln for ln in result.stdout.splitlines() if ln.startswith('{"variant"')][-1]
-    cpu_us = json.loads(line)["us_per_request"]
+    sampler = (str(py_spy), "record", "--gil", "--threads", "--full-filenames", "--format")
+    result, census = run_child(
+        variant,
+        "--profile-child",
+        variant,
+        "--requests",
+        str(requests),
+        prefix=(*sampler, "raw", "--rate", str(rate), "--output", str(raw), "--"),
+    )
+    cpu_us = result["us_per_request"]
     totals: dict[str, int] = {}
     threads: dict[str, int] = {"request thread": 0, "export threads": 0}
     for entry in raw.read_text().splitlines():
