@@ -96,6 +96,20 @@ def test_no_package_module_is_imported_inside_a_function() -> None:
     assert not hidden, "\n".join(hidden)
 
 
+def test_the_package_never_imports_the_tests() -> None:
+    """Tests import the package (the stack, the testing helpers), never the reverse."""
+    offenders = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            imported = []
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported = [node.module]
+            offenders += [f"{name} imports {i}" for i in imported if i.split(".")[0] == "tests"]
+    assert not offenders, offenders
+
+
 def test_the_catalogue_imports_nothing_from_the_package() -> None:
     """chenu_otel.catalogue is the root of the package: everything may import it."""
     assert package_imports(MODULES["chenu_otel.catalogue"]) == []
