@@ -85,7 +85,9 @@ class _ProxyTracer(trace.Tracer):
 
 
 class ProxyTracerProvider(trace.TracerProvider):
-    """Hands out tracers that always start spans on the provider set last."""
+    """Hands out tracers that always start spans on the provider set last. Anything else
+    (``add_span_processor``, ``resource``, ``force_flush``) is the current provider's: a
+    processor added that way serves until the next `configure()` replaces the provider."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -110,6 +112,9 @@ class ProxyTracerProvider(trace.TracerProvider):
             else:
                 self._others.add(tracer)
             return tracer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
 
     def set_provider(self, provider: trace.TracerProvider) -> None:
         """Send every span started from now on, by any tracer of this proxy, to `provider`."""
@@ -261,7 +266,8 @@ class _ProxyMeter(Meter):
 
 
 class ProxyMeterProvider(MeterProvider):
-    """Hands out meters whose instruments always record into the provider set last."""
+    """Hands out meters whose instruments always record into the provider set last; other
+    attributes (``force_flush``, ...) are the current provider's."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -281,6 +287,9 @@ class ProxyMeterProvider(MeterProvider):
             if meter is None:
                 meter = self._meters[key] = _ProxyMeter(key, self.provider.get_meter(*key))
             return meter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
 
     def set_provider(self, provider: MeterProvider) -> None:
         """Record every measurement from now on, on every instrument of this proxy, in
@@ -338,7 +347,8 @@ class _ProxyLogger(_logs.Logger):
 
 
 class ProxyLoggerProvider(_logs.LoggerProvider):
-    """Hands out loggers that always emit into the provider set last."""
+    """Hands out loggers that always emit into the provider set last; other attributes
+    (``add_log_record_processor``, ...) are the current provider's."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -363,6 +373,9 @@ class ProxyLoggerProvider(_logs.LoggerProvider):
             else:
                 self._others.add(logger)
             return logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
 
     def set_provider(self, provider: _logs.LoggerProvider) -> None:
         """Emit every log record from now on, by any logger of this proxy, into `provider`."""

@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chenu_otel import pipeline
 from chenu_otel.testing import CapturedTelemetry, capture_telemetry
@@ -72,3 +75,17 @@ def test_a_provider_made_global_before_configure_is_reported() -> None:
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "another OpenTelemetry provider was made global for traces" in output
+
+
+def test_processors_added_through_the_global_provider_receive_spans(
+    capotel: CapturedTelemetry,
+) -> None:
+    """The usual `trace.get_tracer_provider().add_span_processor(...)` reaches the SDK provider
+    behind the proxy."""
+    extra = InMemorySpanExporter()
+    provider: Any = trace.get_tracer_provider()
+    provider.add_span_processor(SimpleSpanProcessor(extra))
+    with trace.get_tracer("user").start_as_current_span("seen-twice"):
+        pass
+    assert [s.name for s in extra.get_finished_spans()] == ["seen-twice"]
+    assert [s.name for s in capotel.spans()] == ["seen-twice"]
