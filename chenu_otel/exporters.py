@@ -7,6 +7,15 @@ and histogram aggregation) is passed explicitly, so a malformed ``OTEL_*`` varia
 after `configure()` (uvicorn ``--workers``, gunicorn ``--preload``) opens its own gRPC channel or
 HTTP connection instead of sharing the parent's. A failure to build one (a bad certificate
 path, a missing package) is a warning, never an exception.
+
+``CHENU_OTEL_OTLP_ENCODER`` picks the OTLP exporter classes: ``wire`` (default) the official
+exporters with the encoding step of `chenu_otel.otlp_wire_exporters` (same bytes, less CPU),
+``official`` the SDK's exporters as they are.
+
+Each OTLP/HTTP exporter gets its own `OtlpHttpSession` (one per process, created in the
+fork-safe factory): with plain ``requests``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override
+the CA the session was given (psf/requests#3829), so ``OTEL_EXPORTER_OTLP_CERTIFICATE`` would
+be ignored in every image that sets one of them.
 """
 
 from __future__ import annotations
@@ -17,10 +26,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar
 
+import requests
 from opentelemetry.sdk._logs.export import (
     ConsoleLogRecordExporter,
     LogRecordExporter,
-    LogRecordExportResult,
 )
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -42,12 +51,13 @@ from opentelemetry.sdk.metrics.view import (
     ExplicitBucketHistogramAggregation,
     ExponentialBucketHistogramAggregation,
 )
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from chenu_otel.settings import (
     Compression,
     Exporter,
     HistogramAggregation,
+    OtlpEncoder,
     OtlpSettings,
     Protocol,
     Settings,
@@ -55,7 +65,7 @@ from chenu_otel.settings import (
     Temporality,
 )
 
-__all__ = ["build_exporter", "metric_aggregation", "metric_temporality"]
+__all__ = ["OtlpHttpSession", "build_exporter", "metric_aggregation", "metric_temporality"]
 
 _logger = logging.getLogger("chenu_otel")
 
@@ -76,6 +86,18 @@ _OTLP_CLASSES: Final[Mapping[tuple[Signal, Protocol], str]] = {
     (Signal.LOGS, Protocol.HTTP_PROTOBUF):
         "opentelemetry.exporter.otlp.proto.http._log_exporter:OTLPLogExporter",
 }  # fmt: skip
+
+# The same exporters encoding with chenu_otel.otlp_wire (CHENU_OTEL_OTLP_ENCODER=wire).
+_WIRE_CLASSES: Final[Mapping[tuple[Signal, Protocol], str]] = {
+    (signal, protocol): "chenu_otel.otlp_wire_exporters:"
+    + ("Grpc" if protocol is Protocol.GRPC else "Http")
+    + f"Wire{kind}Exporter"
+    for signal, kind in ((Signal.TRACES, "Span"), (Signal.METRICS, "Metric"), (Signal.LOGS, "Log"))
+    for protocol in Protocol
+}
+
+# The SDK's variables naming a credential-provider session (it then brings its own session).
+_CREDENTIAL_PROVIDER_PREFIX: Final = "OTEL_PYTHON_EXPORTER_OTLP_HTTP_"
 
 _DELTA, _CUMULATIVE = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
 # The specification's table for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
@@ -140,22 +162,58 @@ def _console(signal: Signal, settings: Settings) -> Any:
 
 def _otlp(signal: Signal, settings: Settings) -> Any:
     otlp = settings.otlp[signal]
-    module, _, class_name = _OTLP_CLASSES[(signal, otlp.protocol)].partition(":")
+    classes = _WIRE_CLASSES if settings.otlp_encoder is OtlpEncoder.WIRE else _OTLP_CLASSES
+    module, _, class_name = classes[(signal, otlp.protocol)].partition(":")
     exporter_class = getattr(importlib.import_module(module), class_name)
     arguments = _otlp_arguments(otlp)
+    own_session = otlp.protocol is Protocol.HTTP_PROTOBUF and not _credential_provider_set()
+
+    def build(**extra: Any) -> Any:
+        session = {"session": OtlpHttpSession()} if own_session else {}
+        return exporter_class(**arguments, **session, **extra)
+
     if signal is Signal.TRACES:
-        return ForkSafeSpanExporter(lambda: exporter_class(**arguments))
+        return ForkSafeSpanExporter(build)
     if signal is Signal.LOGS:
-        return ForkSafeLogExporter(lambda: exporter_class(**arguments))
+        return ForkSafeLogExporter(build)
     temporality = metric_temporality(settings.temporality)
     aggregation = metric_aggregation(settings.histogram_aggregation)
     return ForkSafeMetricExporter(
-        lambda: exporter_class(
-            **arguments, preferred_temporality=temporality, preferred_aggregation=aggregation
-        ),
+        lambda: build(preferred_temporality=temporality, preferred_aggregation=aggregation),
         temporality,
         aggregation,
     )
+
+
+def _credential_provider_set() -> bool:
+    """Whether OTEL_PYTHON_EXPORTER_OTLP_HTTP_[SIGNAL_]CREDENTIAL_PROVIDER names a session the
+    SDK loads itself (passing ours would silently replace it)."""
+    return any(
+        name.startswith(_CREDENTIAL_PROVIDER_PREFIX) and name.endswith("CREDENTIAL_PROVIDER")
+        and value.strip()
+        for name, value in os.environ.items()
+    )  # fmt: skip
+
+
+class OtlpHttpSession(requests.Session):
+    """A requests session whose CA certificate, once set (the HTTP exporters set it from
+    ``OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE``), wins over ``REQUESTS_CA_BUNDLE`` and
+    ``CURL_CA_BUNDLE``; with no certificate set they apply as usual."""
+
+    def merge_environment_settings(
+        self,
+        url: str,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(
+            url, proxies, stream, verify, cert
+        )
+        if verify is None and self.verify is not True:  # a CA path, or verification off
+            merged["verify"] = self.verify
+        return merged
 
 
 def _otlp_arguments(otlp: OtlpSettings) -> dict[str, Any]:
@@ -194,30 +252,25 @@ class _ForkSafe(Generic[E]):
         return self._exporter
 
 
-class ForkSafeSpanExporter(_ForkSafe[SpanExporter], SpanExporter):
-    """A span exporter that re-creates its inner exporter after ``os.fork()``."""
+class _ForkSafeBatches(_ForkSafe[Any]):
+    """Export, shutdown and flush of span and log record exporters (the same three calls)."""
 
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        return self._current().export(spans)
-
-    def shutdown(self) -> None:
-        self._current().shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._current().force_flush(timeout_millis)
-
-
-class ForkSafeLogExporter(_ForkSafe[LogRecordExporter], LogRecordExporter):
-    """A log record exporter that re-creates its inner exporter after ``os.fork()``."""
-
-    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+    def export(self, batch: Sequence[Any]) -> Any:
         return self._current().export(batch)
 
     def shutdown(self) -> None:
         self._current().shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._current().force_flush(timeout_millis)
+        return bool(self._current().force_flush(timeout_millis))
+
+
+class ForkSafeSpanExporter(_ForkSafeBatches, SpanExporter):
+    """A span exporter that re-creates its inner exporter after ``os.fork()``."""
+
+
+class ForkSafeLogExporter(_ForkSafeBatches, LogRecordExporter):
+    """A log record exporter that re-creates its inner exporter after ``os.fork()``."""
 
 
 class ForkSafeMetricExporter(_ForkSafe[MetricExporter], MetricExporter):

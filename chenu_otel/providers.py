@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Final
+from typing import Final, TypedDict
 
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -38,7 +38,14 @@ from opentelemetry.sdk.trace.sampling import (
 
 from chenu_otel.exporters import build_exporter
 from chenu_otel.scrubbing import ScrubbingSpanExporter
-from chenu_otel.settings import ExemplarFilterName, Exporter, SamplerName, Settings, Signal
+from chenu_otel.settings import (
+    BatchSettings,
+    ExemplarFilterName,
+    Exporter,
+    SamplerName,
+    Settings,
+    Signal,
+)
 
 __all__ = [
     "DEPLOYMENT_ENVIRONMENT",
@@ -104,20 +111,30 @@ def tracer_provider(
     )
     for processor in extra:
         provider.add_span_processor(processor)
-    bsp = settings.bsp
     for name in settings.exporters[Signal.TRACES]:
         exporter = build_exporter(Signal.TRACES, name, settings)
         if exporter is not None:
             provider.add_span_processor(
-                BatchSpanProcessor(
-                    ScrubbingSpanExporter(exporter),
-                    max_queue_size=bsp.max_queue_size,
-                    schedule_delay_millis=bsp.schedule_delay_millis,
-                    max_export_batch_size=bsp.max_export_batch_size,
-                    export_timeout_millis=bsp.export_timeout_millis,
-                )
+                BatchSpanProcessor(ScrubbingSpanExporter(exporter), **_batching(settings.bsp))
             )
     return provider
+
+
+class _Batching(TypedDict):
+    max_queue_size: int
+    schedule_delay_millis: int
+    max_export_batch_size: int
+    export_timeout_millis: int
+
+
+def _batching(batch: BatchSettings) -> _Batching:
+    """The keyword arguments of the SDK's batch processors, from OTEL_BSP_* / OTEL_BLRP_*."""
+    return _Batching(
+        max_queue_size=batch.max_queue_size,
+        schedule_delay_millis=batch.schedule_delay_millis,
+        max_export_batch_size=batch.max_export_batch_size,
+        export_timeout_millis=batch.export_timeout_millis,
+    )
 
 
 def sampler(name: SamplerName, ratio: float) -> Sampler:
@@ -178,18 +195,11 @@ def logger_provider(
     )
     for processor in extra:
         provider.add_log_record_processor(processor)
-    blrp = settings.blrp
     for name in settings.exporters[Signal.LOGS]:
         exporter = build_exporter(Signal.LOGS, name, settings)
         if exporter is not None:
             provider.add_log_record_processor(
-                BatchLogRecordProcessor(
-                    exporter,
-                    max_queue_size=blrp.max_queue_size,
-                    schedule_delay_millis=blrp.schedule_delay_millis,
-                    max_export_batch_size=blrp.max_export_batch_size,
-                    export_timeout_millis=blrp.export_timeout_millis,
-                )
+                BatchLogRecordProcessor(exporter, **_batching(settings.blrp))
             )
     return provider
 

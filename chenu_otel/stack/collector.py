@@ -86,6 +86,18 @@ def dead_endpoint() -> str:
     return f"{LOOPBACK}:{free_port()}"
 
 
+def _start(process: ManagedProcess, health_port: int, timeout: float) -> ManagedProcess:
+    """Start a collector and wait for its health check; one that never gets ready is stopped
+    before the error is raised."""
+    process.start()
+    try:
+        process.wait_ready(lambda: http_ok(f"http://{LOOPBACK}:{health_port}/"), timeout=timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 @dataclass
 class CollectorProcess:
     """One chenu-otelcol run with the given config files, all listeners on 127.0.0.1.
@@ -143,19 +155,13 @@ class CollectorProcess:
         """Start (again) and wait for the health check; a collector that never gets ready is
         stopped before the error is raised."""
         self.runs += 1
-        self.process = ManagedProcess(
+        process = ManagedProcess(
             f"{self.name}-run{self.runs}",
             [self.binary, *config_args(self.configs)],
             log_dir=self.log_dir,
             env=self.environment(),
-        ).start()
-        try:
-            self.process.wait_ready(
-                lambda: http_ok(f"http://{LOOPBACK}:{self.health_port}/"), timeout=timeout
-            )
-        except BaseException:
-            self.process.stop()
-            raise
+        )
+        self.process = _start(process, self.health_port, timeout)
         return self
 
     def stop(self) -> int | None:
@@ -223,11 +229,11 @@ class DownstreamCollector:
         path.write_text(FILE_SINK_CONFIG)
         return path
 
-    def start(self) -> DownstreamCollector:
+    def start(self, timeout: float = 60) -> DownstreamCollector:
         """Start (again) and wait for the health check."""
         self.runs += 1
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.process = ManagedProcess(
+        process = ManagedProcess(
             f"{self.name}-run{self.runs}",
             [self.binary, "--config", self._config_path()],
             log_dir=self.log_dir,
@@ -239,12 +245,8 @@ class DownstreamCollector:
                 "DOWNSTREAM_LOGS_PATH": self.logs_path,
                 "DOWNSTREAM_OUTPUT": str(self.output),
             },
-        ).start()
-        try:
-            self.process.wait_ready(lambda: http_ok(f"http://{LOOPBACK}:{self.health_port}/"))
-        except BaseException:
-            self.process.stop()
-            raise
+        )
+        self.process = _start(process, self.health_port, timeout)
         return self
 
     def stop(self) -> int | None:

@@ -115,56 +115,55 @@ def read_otlp(*paths: Path) -> OtlpData:
     return data
 
 
-def _resources(request: dict[str, Any], key: str) -> Iterator[tuple[dict[str, Any], Any]]:
-    for resource_data in request.get(key, []):
+def _items(
+    request: dict[str, Any], resources: str, scopes: str, items: str
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(service name, resource attributes, item) for every span, log record or metric."""
+    for resource_data in request.get(resources, []):
         resource = attributes_of(resource_data.get("resource", {}).get("attributes"))
-        yield resource, resource_data
+        service = str(resource.get("service.name", ""))
+        for scope in resource_data.get(scopes, []):
+            for item in scope.get(items, []):
+                yield service, resource, item
 
 
 def _collect(request: dict[str, Any], data: OtlpData) -> None:
-    for resource, resource_spans in _resources(request, "resourceSpans"):
-        service = str(resource.get("service.name", ""))
-        for scope in resource_spans.get("scopeSpans", []):
-            for span in scope.get("spans", []):
-                data.spans.append(
-                    SpanRecord(
+    for service, resource, span in _items(request, "resourceSpans", "scopeSpans", "spans"):
+        data.spans.append(
+            SpanRecord(
+                service=service,
+                name=span.get("name", ""),
+                trace_id=span.get("traceId", ""),
+                span_id=span.get("spanId", ""),
+                attributes=attributes_of(span.get("attributes")),
+                resource=resource,
+            )
+        )
+    for service, resource, record in _items(request, "resourceLogs", "scopeLogs", "logRecords"):
+        data.logs.append(
+            LogRecordData(
+                service=service,
+                body=attribute_value(record.get("body", {})),
+                trace_id=record.get("traceId", ""),
+                span_id=record.get("spanId", ""),
+                attributes=attributes_of(record.get("attributes")),
+                resource=resource,
+            )
+        )
+    for service, resource, metric in _items(
+        request, "resourceMetrics", "scopeMetrics", "metrics"
+    ):
+        for kind in ("sum", "gauge", "histogram", "exponentialHistogram", "summary"):
+            for point in metric.get(kind, {}).get("dataPoints", []):
+                data.metrics.append(
+                    MetricPoint(
                         service=service,
-                        name=span.get("name", ""),
-                        trace_id=span.get("traceId", ""),
-                        span_id=span.get("spanId", ""),
-                        attributes=attributes_of(span.get("attributes")),
+                        name=metric.get("name", ""),
+                        kind=kind,
+                        attributes=attributes_of(point.get("attributes")),
+                        exemplar_trace_ids=tuple(
+                            e.get("traceId", "") for e in point.get("exemplars", [])
+                        ),
                         resource=resource,
                     )
                 )
-    for resource, resource_logs in _resources(request, "resourceLogs"):
-        service = str(resource.get("service.name", ""))
-        for scope in resource_logs.get("scopeLogs", []):
-            for record in scope.get("logRecords", []):
-                data.logs.append(
-                    LogRecordData(
-                        service=service,
-                        body=attribute_value(record.get("body", {})),
-                        trace_id=record.get("traceId", ""),
-                        span_id=record.get("spanId", ""),
-                        attributes=attributes_of(record.get("attributes")),
-                        resource=resource,
-                    )
-                )
-    for resource, resource_metrics in _resources(request, "resourceMetrics"):
-        service = str(resource.get("service.name", ""))
-        for scope in resource_metrics.get("scopeMetrics", []):
-            for metric in scope.get("metrics", []):
-                for kind in ("sum", "gauge", "histogram", "exponentialHistogram", "summary"):
-                    for point in metric.get(kind, {}).get("dataPoints", []):
-                        data.metrics.append(
-                            MetricPoint(
-                                service=service,
-                                name=metric.get("name", ""),
-                                kind=kind,
-                                attributes=attributes_of(point.get("attributes")),
-                                exemplar_trace_ids=tuple(
-                                    e.get("traceId", "") for e in point.get("exemplars", [])
-                                ),
-                                resource=resource,
-                            )
-                        )
