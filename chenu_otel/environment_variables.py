@@ -4,7 +4,13 @@ enumerated ones (`Protocol`, `Compression`, `Exporter`, `SamplerName`, ...).
 The ``OTEL_*`` names are the OpenTelemetry SDK's own constants (``opentelemetry.sdk.
 environment_variables`` and ``opentelemetry.environment_variables``), re-exported so that the
 package names each variable in one place; `chenu_otel.settings` parses them. The ``CHENU_*``
-variables are ours and documented here.
+variables are ours and documented here:
+
+- ``CHENU_OTEL_OTLP_ENCODER`` (`OtlpEncoder`): how the OTLP exporters turn a batch into bytes.
+  ``wire`` (default) writes the protobuf wire format directly (`chenu_otel.otlp_wire`, the same
+  bytes as the official encoder, 4-8x less CPU per item); ``official`` uses the SDK exporters'
+  own encoding unchanged. Both send through the official exporters' transport, retry and
+  settings.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ __all__ = [
     "CHENU_OTEL_COLLECTOR_BIN",
     "CHENU_OTEL_JAEGER_BIN",
     "CHENU_OTEL_LOG_LEVEL",
+    "CHENU_OTEL_OTLP_ENCODER",
     "CHENU_OTEL_PROMETHEUS_BIN",
     "CHENU_OTEL_REDIS_SERVER_BIN",
     "CHENU_OTEL_REPO",
@@ -109,6 +116,7 @@ __all__ = [
     "ExemplarFilterName",
     "Exporter",
     "HistogramAggregation",
+    "OtlpEncoder",
     "OtlpVariables",
     "Protocol",
     "SamplerName",
@@ -180,6 +188,13 @@ class HistogramAggregation(enum.StrEnum):
 
     EXPLICIT_BUCKET = "explicit_bucket_histogram"
     BASE2_EXPONENTIAL = "base2_exponential_bucket_histogram"
+
+
+class OtlpEncoder(enum.StrEnum):
+    """``CHENU_OTEL_OTLP_ENCODER``: who encodes OTLP batches (both give the same bytes)."""
+
+    WIRE = "wire"
+    OFFICIAL = "official"
 
 
 @dataclass(frozen=True)
@@ -254,6 +269,9 @@ BLRP: Final = BatchVariables(
 
 #: Log level of the zero-code set-up (``opentelemetry-instrument``): DEBUG, INFO (default), ...
 CHENU_OTEL_LOG_LEVEL: Final = "CHENU_OTEL_LOG_LEVEL"
+
+#: How OTLP batches are encoded: ``wire`` (default, `chenu_otel.otlp_wire`) or ``official``.
+CHENU_OTEL_OTLP_ENCODER: Final = "CHENU_OTEL_OTLP_ENCODER"
 
 #: Where the build scripts cache the binaries they build (default ``~/.cache/chenu-otel``).
 CHENU_OTEL_CACHE: Final = "CHENU_OTEL_CACHE"

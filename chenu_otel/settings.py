@@ -36,6 +36,7 @@ from chenu_otel.environment_variables import (
     ExemplarFilterName,
     Exporter,
     HistogramAggregation,
+    OtlpEncoder,
     Protocol,
     SamplerName,
     Signal,
@@ -50,6 +51,7 @@ __all__ = [
     "Exporter",
     "HistogramAggregation",
     "LimitSettings",
+    "OtlpEncoder",
     "OtlpSettings",
     "Protocol",
     "SamplerName",
@@ -145,6 +147,8 @@ class Settings:
     blrp: BatchSettings
     propagators: tuple[str, ...]
     limits: LimitSettings
+    #: ``CHENU_OTEL_OTLP_ENCODER``: how the OTLP exporters encode batches.
+    otlp_encoder: OtlpEncoder = OtlpEncoder.WIRE
     #: One sentence per rejected variable, in the order they were found.
     problems: tuple[str, ...] = ()
     #: Variables the SDK reads itself whatever it is given, whose value was rejected: what the
@@ -371,6 +375,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         blrp=_batch_settings(read, env.BLRP, schedule_delay=1000),
         propagators=() if "none" in propagators else propagators,
         limits=_limit_settings(read),
+        otlp_encoder=read.get(
+            env.CHENU_OTEL_OTLP_ENCODER, _choice(OtlpEncoder), OtlpEncoder.WIRE
+        ),
     )
     return _with_problems(settings, read)
 

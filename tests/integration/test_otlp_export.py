@@ -17,15 +17,24 @@ from chenu_otel.testing import OtlpSink, attributes_of, environ_for
 from chenu_otel.tracing import create_span
 
 PROTOCOLS = ["grpc", "http/protobuf"]
+ENCODERS = ["wire", "official"]  # CHENU_OTEL_OTLP_ENCODER
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_three_signals_arrive_correlated_with_exemplar(
-    protocol: str, otlp_sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+    protocol: str,
+    encoder: str,
+    otlp_sink: OtlpSink,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Span, log and histogram reach the receiver; the log and the exemplar point at the span."""
+    """Span, log and histogram reach the receiver, whichever encoder writes them (the wire one
+    without falling back to the official encoding); the log and the exemplar point at the
+    span."""
     for name, value in environ_for(otlp_sink, protocol, OTEL_SERVICE_NAME="otlp-test").items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CHENU_OTEL_OTLP_ENCODER", encoder)
     transport = "grpc" if protocol == "grpc" else "http"
 
     pipeline = chenu_otel.configure(service_version="9.9.9")
@@ -59,6 +68,7 @@ def test_three_signals_arrive_correlated_with_exemplar(
     assert record.trace_id == trace_id
     assert record.span_id == sent_span.span_id
     assert attributes_of(record.attributes) == {"request_id": "req-otlp", "thread_id": "t-9"}
+    assert not [r.getMessage() for r in caplog.records if "official encoding" in r.getMessage()]
 
 
 def test_hanging_collector_never_blocks_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,16 +130,17 @@ FORK_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_forked_workers_export_with_their_own_instance_id(
-    protocol: str, otlp_sink: OtlpSink, tmp_path: Path
+    protocol: str, encoder: str, otlp_sink: OtlpSink, tmp_path: Path
 ) -> None:
     """configure() in the parent, then fork: each worker's spans and logs arrive, each worker
     with its own service.instance.id, and nothing is exported twice."""
     script = tmp_path / "fork_app.py"
     script.write_text(FORK_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(environ_for(otlp_sink, protocol))
+    env.update(environ_for(otlp_sink, protocol), CHENU_OTEL_OTLP_ENCODER=encoder)
     result = subprocess.run(
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
     )

@@ -39,6 +39,7 @@ MALFORMED = [
     ("OTEL_SDK_DISABLED", "maybe", "'maybe'", True),
     ("OTEL_RESOURCE_ATTRIBUTES", "team=ai,broken", "entry 2", True),
     ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "big", "'big'", True),
+    ("CHENU_OTEL_OTLP_ENCODER", "fast", "'fast'", True),
 ]
 
 
