@@ -90,13 +90,6 @@ def test_app_gets_in_with_standard_variables_only(edge: EdgeCollector, protocol:
     assert span.service == f"chenu-edge-{protocol}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="chenu_otel/exporters.py builds the OTLP/HTTP exporter with a plain requests "
-    "session, and requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the session's CA "
-    "(psf/requests#3829): OTEL_EXPORTER_OTLP_CERTIFICATE is ignored when either is set",
-)
 def test_http_app_trusts_the_otlp_certificate_even_with_requests_ca_bundle_set(
     edge: EdgeCollector,
 ) -> None:
