@@ -39,7 +39,7 @@ REQUIRED_DASHBOARDS = {
 }
 # Series that are not in the app's catalogue: the collector's and Prometheus' own metrics.
 GENERATOR = GRAFANA_DIR / "dashboards.py"
-EXTERNAL_PREFIXES = ("otelcol_", "prometheus_")
+EXTERNAL_PREFIXES = ("otelcol_", "prometheus_", "otel_sdk_")
 EXTERNAL_NAMES = {"up", "target_info"}
 # Labels every OTLP series carries: job/instance from service.* and the promoted attributes.
 RESOURCE_LABELS = {
