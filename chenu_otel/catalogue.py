@@ -138,6 +138,7 @@ class MetricSpec:
 
 GROUPS: Final = {
     "http": "HTTP server",
+    "http_client": "HTTP client",
     "db": "Database client",
     "cache": "Cache",
     "genai": "GenAI client (semantic conventions)",
@@ -190,6 +191,13 @@ HTTP_SERVER_RESPONSE_BODY_SIZE: Final = MetricSpec(
     "http.server.response.body.size", HISTOGRAM, "By", "Size of HTTP server response bodies.",
     "http", _HTTP_ATTRS, SIZE_BUCKETS, semconv=True,
     emitted_by="MonitoringMiddleware(record_body_sizes=True)")
+
+# --- HTTP client (the contrib httpx instrumentation records it; the view bounds its labels) ---
+HTTP_CLIENT_REQUEST_DURATION: Final = MetricSpec(
+    "http.client.request.duration", HISTOGRAM, "s", "Duration of HTTP client requests.",
+    "http_client", ("http.request.method", "server.address", "http.response.status_code",
+    "error.type"), HTTP_DURATION_BUCKETS, semconv=True,
+    emitted_by="instrument_app() / the distro (contrib httpx instrumentation)")
 
 # --- Database client --------------------------------------------------------------------------
 DB_CLIENT_OPERATION_DURATION: Final = MetricSpec(

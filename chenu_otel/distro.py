@@ -21,6 +21,7 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from chenu_otel.httpx_client import INSTRUMENTOR_KWARGS as HTTPX_INSTRUMENTOR_KWARGS
 from chenu_otel.logging import setup_logging
 from chenu_otel.pipeline import configure
 
@@ -32,10 +33,12 @@ CHECKED_SDK = "==1.45.1"
 ENV_DEFAULTS = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http"}
 
 #: Keyword arguments given to particular instrumentations. FastAPI/ASGI: no per-message
-#: ``http receive``/``http send`` spans, one server span per request.
+#: ``http receive``/``http send`` spans, one server span per request. httpx: chenu-otel's
+#: providers and the hooks scrubbing ``url.full`` and captured headers.
 INSTRUMENTOR_KWARGS: dict[str, dict[str, Any]] = {
     "fastapi": {"exclude_spans": ["receive", "send"]},
     "asgi": {"exclude_spans": ["receive", "send"]},
+    "httpx": HTTPX_INSTRUMENTOR_KWARGS,
 }
 
 

@@ -12,7 +12,10 @@
 * instruments the engine (`chenu_otel.sqlalchemy_engine`: one CLIENT span per statement and
   ``db.client.operation.duration``; `chenu_otel.sqlalchemy_pool`: the pool metrics);
 * instruments the Redis client (`chenu_otel.redis_client`: spans, operation duration and cache
-  hits/misses).
+  hits/misses);
+* instruments outbound HTTP through httpx, once per process (`chenu_otel.httpx_client`: CLIENT
+  spans with ``traceparent`` injected, ``http.client.request.duration``, secrets scrubbed);
+  ``httpx=False`` leaves httpx alone.
 
 Every step is idempotent per object and the tracers and instruments follow the pipeline
 `chenu_otel.configure()` installs, so calling this before ``configure()`` is fine.
@@ -28,12 +31,19 @@ import weakref
 from typing import Any
 
 from chenu_otel.fastapi_telemetry import instrumented_by_contrib, switch_off_native_telemetry
+from chenu_otel.httpx_client import instrument_httpx_clients
 from chenu_otel.middleware import MonitoringMiddleware
 from chenu_otel.redis_client import instrument_redis_client
 from chenu_otel.sqlalchemy_engine import instrument_engine_tracing
 from chenu_otel.sqlalchemy_pool import instrument_pool
 
-__all__ = ["instrument_app", "instrument_engine", "instrument_fastapi", "instrument_redis"]
+__all__ = [
+    "instrument_app",
+    "instrument_engine",
+    "instrument_fastapi",
+    "instrument_httpx",
+    "instrument_redis",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -107,14 +117,24 @@ def instrument_redis(client: Any) -> None:
         instrument_redis_client(client)
 
 
+def instrument_httpx() -> None:
+    """Trace and measure every httpx client of the process (sync and async): a CLIENT span per
+    request with the trace context injected, ``http.client.request.duration``, credentials in
+    ``url.full`` and captured headers scrubbed. Once per process; a process the distro already
+    instrumented is left alone."""
+    instrument_httpx_clients()
+
+
 def instrument_app(
     app: Any,
     *,
     engine: Any = None,
     redis: Any = None,
+    httpx: bool = True,
     **middleware_options: Any,
 ) -> None:
-    """Instrument `app` (MonitoringMiddleware), and `engine` / `redis` when given; idempotent.
+    """Instrument `app` (MonitoringMiddleware), `engine` / `redis` when given and, unless
+    `httpx` is False, outbound httpx requests; idempotent.
 
     Example::
 
@@ -128,3 +148,5 @@ def instrument_app(
         instrument_engine(engine)
     if redis is not None:
         instrument_redis(redis)
+    if httpx:
+        instrument_httpx()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 import orjson
 import redis
 from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import ForeignKey, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from chenu_otel.demo.provider import API_KEY_ENV, COMPLETIONS_PATH, DEFAULT_API_KEY, complete
 from chenu_otel.genai import TokenBudget, agent_run, llm_call, tool_call
 from chenu_otel.instrumentation import instrument_app
 from chenu_otel.logging import get_logger
@@ -55,16 +57,26 @@ class NewMessage(BaseModel):
     content: str
 
 
-def fake_llm(prompt: str) -> tuple[str, int, int]:
-    """Deterministic "LLM": the reply and token counts derive from a hash of the prompt."""
-    digest = hashlib.sha256(prompt.encode()).digest()
-    input_tokens = max(len(prompt.split()), 1) * 4 + digest[0] % 16
-    output_tokens = 20 + digest[1] % 80
-    return f"NOVA says: {digest.hex()[:16]}", input_tokens, output_tokens
+#: (reply, input tokens, output tokens) for a prompt.
+Completion = Callable[[str], tuple[str, int, int]]
 
 
-def run_agent(thread_id: int, prompt: str, budget: TokenBudget) -> str:
-    """The fake agent: one tool call and one LLM call, with GenAI telemetry."""
+def provider_completion(client: httpx.Client) -> Completion:
+    """Completions from the provider service behind `client` (its base URL and API key set):
+    one outbound HTTP call per LLM call, traced into the provider."""
+
+    def call(prompt: str) -> tuple[str, int, int]:
+        response = client.post(COMPLETIONS_PATH, json={"model": MODEL, "prompt": prompt})
+        response.raise_for_status()
+        body = response.json()
+        usage = body["usage"]
+        return str(body["text"]), int(usage["input_tokens"]), int(usage["output_tokens"])
+
+    return call
+
+
+def run_agent(thread_id: int, prompt: str, budget: TokenBudget, llm: Completion = complete) -> str:
+    """The fake agent: one tool call and one LLM call through `llm`, with GenAI telemetry."""
     with agent_run(
         "NOVA", agent_id="agent-001", thread_id=str(thread_id), token_budget=budget,
         provider=PROVIDER,
@@ -72,7 +84,7 @@ def run_agent(thread_id: int, prompt: str, budget: TokenBudget) -> str:
         with tool_call("lookup_context"):
             context = prompt[:64]
         with llm_call(MODEL, provider=PROVIDER) as call:
-            reply, tokens_in, tokens_out = fake_llm(context + prompt)
+            reply, tokens_in, tokens_out = llm(context + prompt)
             cost = tokens_in / 1000 * PRICE_PER_1K_INPUT + tokens_out / 1000 * PRICE_PER_1K_OUTPUT
             call.record_usage(
                 input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost,
@@ -82,9 +94,20 @@ def run_agent(thread_id: int, prompt: str, budget: TokenBudget) -> str:
 
 
 def create_app(
-    database_url: str = "sqlite:///chenu-demo.db", redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite:///chenu-demo.db",
+    redis_url: str = "redis://127.0.0.1:6379/0",
+    llm_url: str | None = None,
 ) -> FastAPI:
-    """Build the demo app on `database_url` and `redis_url`, fully instrumented."""
+    """Build the demo app on `database_url` and `redis_url`, fully instrumented. With `llm_url`
+    the agent's LLM calls go over HTTP to the provider service there (see
+    `chenu_otel.demo.provider`); without, the same fake LLM answers in process."""
+    llm: Completion = complete
+    if llm_url is not None:
+        api_key = os.environ.get(API_KEY_ENV, DEFAULT_API_KEY)
+        llm_client = httpx.Client(
+            base_url=llm_url, timeout=10, headers={"Authorization": f"Bearer {api_key}"}
+        )
+        llm = provider_completion(llm_client)
     engine = create_engine(database_url)
     Base.metadata.create_all(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -141,7 +164,7 @@ def create_app(
             if thread.tokens_used >= THREAD_TOKEN_BUDGET:
                 raise HTTPException(status_code=429, detail="thread token budget exhausted")
             budget = TokenBudget(limit=THREAD_TOKEN_BUDGET, used=thread.tokens_used)
-            reply = run_agent(thread_id, body.content, budget)
+            reply = run_agent(thread_id, body.content, budget, llm)
             thread.tokens_used = budget.used
             session.add_all([
                 Message(thread_id=thread_id, role="user", content=body.content),
@@ -166,7 +189,7 @@ def create_app(
         try:
             while True:
                 text = await ws.receive_text()
-                reply, _, _ = fake_llm(text)
+                reply, _, _ = complete(text)
                 await ws.send_text(reply)
         except WebSocketDisconnect:
             return
@@ -177,9 +200,15 @@ def create_app(
     return app
 
 
+#: The LLM provider's base URL; unset, the agent's fake LLM answers in process.
+LLM_URL_ENV = "CHENU_DEMO_LLM_URL"
+
+
 def app_from_env() -> FastAPI:
-    """The app configured by CHENU_DEMO_DATABASE_URL and CHENU_DEMO_REDIS_URL."""
+    """The app configured by CHENU_DEMO_DATABASE_URL, CHENU_DEMO_REDIS_URL and
+    CHENU_DEMO_LLM_URL."""
     return create_app(
         os.environ.get("CHENU_DEMO_DATABASE_URL", "sqlite:///chenu-demo.db"),
         os.environ.get("CHENU_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        os.environ.get(LLM_URL_ENV),
     )
