@@ -16,8 +16,8 @@ The app: one FastAPI route whose handler writes one structured log line through 
     chenu               chenu-otel defaults: instrument_app (server span, HTTP metrics with
                         exemplars, active requests, access log line); stdlib logging through
                         its chain (JSON line + OTel log record)
-    chenu_wire          the same, with the wire encoder's exporters (chenu_otel.otlp_wire_*)
-                        passed to configure() by this script instead of the factory's
+    chenu_official      the same with CHENU_OTEL_OTLP_ENCODER=official (the SDK exporters'
+                        own encoding instead of chenu_otel.otlp_wire, the default)
     native_lean         FastAPI's native telemetry, operation spans off (SDK providers + the
                         SDK's LoggingHandler for the log line)
     native              FastAPI's native telemetry, defaults
@@ -73,7 +73,7 @@ LOOPBACK = "127.0.0.1"
 VARIANTS: dict[str, str] = {
     "bare": "FastAPI, no telemetry",
     "chenu": "chenu-otel (span + HTTP metrics w/ exemplars + access log)",
-    "chenu_wire": "chenu-otel with the wire encoder",
+    "chenu_official": "chenu-otel with the official OTLP encoder",
     "native_lean": "FastAPI native telemetry, operation spans off",
     "native": "FastAPI native telemetry, defaults",
     "contrib": "contrib FastAPIInstrumentor",
@@ -81,6 +81,7 @@ VARIANTS: dict[str, str] = {
     "pfi": "prometheus-fastapi-instrumentator (metrics only, no export)",
     "starlette_exporter": "starlette-exporter (metrics only, no export)",
 }
+CHENU_VARIANTS = ("chenu", "chenu_official")
 
 
 # --- the app, in the child interpreter ------------------------------------------------------
@@ -139,45 +140,8 @@ def _chenu(app: Any, variant: str, stream: Any) -> None:
     from chenu_otel.logging import setup_logging
 
     setup_logging(level="INFO", format="json", stream=stream)
-    if variant == "chenu":
-        chenu_otel.configure(service_name="bench-chenu")
-    else:
-        chenu_otel.configure(service_name="bench-chenu_wire", **_wire_processors())
+    chenu_otel.configure(service_name=f"bench-{variant}")
     chenu_otel.instrument_app(app)
-
-
-def _wire_processors() -> dict[str, Any]:
-    """What chenu-otel's factory builds for OTLP/HTTP, with the wire exporters instead; the
-    factory's own exporters are switched off through OTEL_*_EXPORTER=none by the parent."""
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from chenu_otel.otlp_wire_exporters import (
-        HttpWireLogExporter,
-        HttpWireMetricExporter,
-        HttpWireSpanExporter,
-    )
-    from chenu_otel.scrubbing import ScrubbingSpanExporter
-
-    base = os.environ["BENCH_OTLP_ENDPOINT"]
-    interval = int(os.environ["BENCH_METRIC_EXPORT_INTERVAL"])
-    return {
-        "span_processors": [
-            BatchSpanProcessor(
-                ScrubbingSpanExporter(HttpWireSpanExporter(endpoint=f"{base}/v1/traces"))
-            )
-        ],
-        "metric_readers": [
-            PeriodicExportingMetricReader(
-                HttpWireMetricExporter(endpoint=f"{base}/v1/metrics"),
-                export_interval_millis=interval,
-            )
-        ],
-        "log_record_processors": [
-            BatchLogRecordProcessor(HttpWireLogExporter(endpoint=f"{base}/v1/logs"))
-        ],
-    }
 
 
 def build_app(variant: str) -> Any:
@@ -185,7 +149,7 @@ def build_app(variant: str) -> Any:
     from fastapi import FastAPI
 
     stream = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
-    if variant not in ("chenu", "chenu_wire"):
+    if variant not in CHENU_VARIANTS:
         _stdlib_logging(stream)
     if variant in ("native", "native_lean", "contrib"):
         _sdk_pipeline(f"bench-{variant}")
@@ -206,7 +170,7 @@ def build_app(variant: str) -> Any:
         log.info("item_read", extra={"item_id": item_id})
         return {"item": item_id}
 
-    if variant in ("chenu", "chenu_wire"):
+    if variant in CHENU_VARIANTS:
         _chenu(app, variant, stream)
     elif variant == "contrib":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -416,13 +380,10 @@ def child_env(variant: str, endpoint: str) -> dict[str, str]:
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
             "OTEL_METRIC_EXPORT_INTERVAL": "10000",
-            "BENCH_OTLP_ENDPOINT": endpoint,
-            "BENCH_METRIC_EXPORT_INTERVAL": "10000",
         }
     )
-    if variant == "chenu_wire":
-        for signal_name in ("TRACES", "METRICS", "LOGS"):
-            env[f"OTEL_{signal_name}_EXPORTER"] = "none"
+    if variant == "chenu_official":
+        env["CHENU_OTEL_OTLP_ENCODER"] = "official"
     if variant != "logfire":
         # logfire registers a pydantic plugin; only its own variant may load it.
         env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
@@ -604,7 +565,7 @@ def print_table(results: dict[str, Figures], args: argparse.Namespace) -> None:
         "never reached the receiver (the SDK's bounded queues drop when export falls behind)"
     )
     lean = results.get("native_lean")
-    for name in ("chenu", "chenu_wire"):
+    for name in CHENU_VARIANTS:
         chenu = results.get(name)
         if chenu is None or lean is None:
             continue

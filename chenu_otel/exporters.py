@@ -99,6 +99,9 @@ _WIRE_CLASSES: Final[Mapping[tuple[Signal, Protocol], str]] = {
 # The SDK's variables naming a credential-provider session (it then brings its own session).
 _CREDENTIAL_PROVIDER_PREFIX: Final = "OTEL_PYTHON_EXPORTER_OTLP_HTTP_"
 
+# Distinct (endpoint, settings) environment merges one session remembers (an exporter uses one).
+_ENDPOINTS_CACHED: Final = 8
+
 _DELTA, _CUMULATIVE = AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE
 # The specification's table for OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
 _TEMPORALITY: Final[Mapping[Temporality, Mapping[type, AggregationTemporality]]] = {
@@ -198,7 +201,15 @@ def _credential_provider_set() -> bool:
 class OtlpHttpSession(requests.Session):
     """A requests session whose CA certificate, once set (the HTTP exporters set it from
     ``OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE``), wins over ``REQUESTS_CA_BUNDLE`` and
-    ``CURL_CA_BUNDLE``; with no certificate set they apply as usual."""
+    ``CURL_CA_BUNDLE``; with no certificate set they apply as usual.
+
+    The environment's proxy and CA settings are read once per endpoint and session, not on
+    every export: requests scans the whole environment twice per request for them, about a
+    quarter of the CPU of posting a batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def merge_environment_settings(
         self,
@@ -208,11 +219,16 @@ class OtlpHttpSession(requests.Session):
         verify: Any,
         cert: Any,
     ) -> dict[str, Any]:
+        key = None if proxies else (url, stream, verify, cert, self.verify, self.cert, self.stream)
+        if key is not None and (cached := self._environment.get(key)) is not None:
+            return dict(cached)
         merged: dict[str, Any] = super().merge_environment_settings(
             url, proxies, stream, verify, cert
         )
         if verify is None and self.verify is not True:  # a CA path, or verification off
             merged["verify"] = self.verify
+        if key is not None and len(self._environment) < _ENDPOINTS_CACHED:
+            self._environment[key] = dict(merged)
         return merged
 
 

@@ -19,7 +19,6 @@ The collector redacts again (defence in depth), but nothing secret should reach 
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import traceback
@@ -63,10 +62,25 @@ _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'|(?<![\w$])-?\d+(?:\.\d+)?(?![\w.])")
 _NESTING_LIMIT = 8  # deeper structures are stringified by the log emitter anyway
 
 
-@functools.lru_cache(maxsize=4096)
+# Key decisions, cached: log keys and attribute names repeat on every record. Bounded so that
+# keys made from data (a dict logged with user ids as keys) cannot grow it without limit.
+_KEY_DECISIONS: dict[str, bool] = {}
+_KEY_DECISIONS_LIMIT = 4096
+
+
 def is_secret_key(key: str) -> bool:
     """True when an attribute called `key` must not leave the process with its value."""
-    return SECRET_KEY.search(key) is not None
+    decision = _KEY_DECISIONS.get(key)
+    if decision is None:
+        decision = SECRET_KEY.search(key) is not None
+        if len(_KEY_DECISIONS) < _KEY_DECISIONS_LIMIT:
+            _KEY_DECISIONS[key] = decision
+    return decision
+
+
+# Keys the logging chain always overwrites with values it formats (ISO time, level, the
+# logger's name): nothing the application passes survives in them, so they are not scanned.
+_CHAIN_KEYS = frozenset({"timestamp", "level", "logger", "_time_ns"})
 
 
 def scrub_value(value: str) -> str:
@@ -160,14 +174,23 @@ def scrub_event_dict(
     scrubbed rendering: ``exception`` (the text structlog's ``format_exc_info`` would write)
     and the OTel ``exception.type``/``exception.message``/``exception.stacktrace`` attributes.
     """
+    decisions = _KEY_DECISIONS
     for key, value in event_dict.items():
-        if is_secret_key(key):
+        if key in _CHAIN_KEYS:
+            continue
+        secret = decisions.get(key)
+        if secret is None:
+            secret = is_secret_key(key)
+        kind = type(value)
+        if secret:
             event_dict[key] = REDACTED
-        elif type(value) is str:
+        elif kind is str:
             if len(value) >= 8:
                 new = scrub_value(value)
                 if new != value:
                     event_dict[key] = new
+        elif kind is int or kind is float or kind is bool or value is None:
+            continue  # numbers cannot carry a credential
         elif key != "exc_info" and isinstance(value, dict | list | tuple):
             nested = _scrubbed_nested(value)
             if nested is not value:

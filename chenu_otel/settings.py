@@ -44,6 +44,8 @@ from chenu_otel.environment_variables import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_EXPORT_BATCH_SIZE",
+    "DEFAULT_MAX_QUEUE_SIZE",
     "SIGNALS",
     "BatchSettings",
     "Compression",
@@ -85,6 +87,15 @@ DEFAULT_ENDPOINT: Final = {
 #: Longest attribute value kept when OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is not set. The SDK's own
 #: default is unlimited; an observability library should not ship megabyte attributes by default.
 DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: Final = 4096
+
+#: Batch processor queue length when OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BLRP_MAX_QUEUE_SIZE is not
+#: set. The SDK's 2048 drops records (oldest first, silently) as soon as the export thread falls
+#: a couple of seconds behind a busy event loop; 16384 items cost at most a few tens of MB.
+DEFAULT_MAX_QUEUE_SIZE: Final = 16384
+#: Items per export when OTEL_BSP_MAX_EXPORT_BATCH_SIZE / OTEL_BLRP_MAX_EXPORT_BATCH_SIZE is not
+#: set. The export thread holds the GIL while it encodes a batch, stalling the event loop: 64
+#: items keep each stall well under a millisecond (the SDK's 512 stall it for several).
+DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 64
 
 _HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -413,8 +424,10 @@ def _batch_settings(
     read: _Reader, names: env.BatchVariables, *, schedule_delay: int
 ) -> BatchSettings:
     positive = _int_at_least(1)
-    queue = read.get(names.max_queue_size, positive, 2048)
-    batch = read.get(names.max_export_batch_size, positive, min(512, queue))
+    queue = read.get(names.max_queue_size, positive, DEFAULT_MAX_QUEUE_SIZE)
+    batch = read.get(
+        names.max_export_batch_size, positive, min(DEFAULT_MAX_EXPORT_BATCH_SIZE, queue)
+    )
     if batch > queue:
         read.reject(
             names.max_export_batch_size,

@@ -9,7 +9,11 @@ import pytest
 
 import chenu_otel
 from chenu_otel.logging import get_logger
-from chenu_otel.settings import load_settings
+from chenu_otel.settings import (
+    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    load_settings,
+)
 from chenu_otel.testing import OtlpSink, capture_telemetry, environ_for
 from chenu_otel.tracing import create_span
 
@@ -92,7 +96,7 @@ def test_reading_settings_never_writes_the_environment(monkeypatch: pytest.Monke
 
     assert dict(os.environ) == before
     assert settings.propagators == ("tracecontext",)
-    assert settings.bsp.max_queue_size == 2048
+    assert settings.bsp.max_queue_size == DEFAULT_MAX_QUEUE_SIZE
     assert settings.otlp["traces"].timeout_seconds == 10.0
     assert settings.otlp["traces"].headers == {"ok": "1"}
     assert len(settings.problems) == 4
@@ -165,4 +169,4 @@ def test_valid_settings_are_used_as_given(monkeypatch: pytest.MonkeyPatch) -> No
     assert (settings.sampler, settings.sampler_arg) == ("traceidratio", 0.25)
     assert settings.exporters["metrics"] == ("otlp", "prometheus")
     assert settings.bsp.max_queue_size == 100
-    assert settings.bsp.max_export_batch_size == 100
+    assert settings.bsp.max_export_batch_size == min(DEFAULT_MAX_EXPORT_BATCH_SIZE, 100)
