@@ -28,7 +28,7 @@ from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from chenu_otel import catalogue, providers, proxies
+from chenu_otel import catalogue, pipeline_health, providers, proxies
 from chenu_otel.logging import ensure_logging
 from chenu_otel.settings import Exporter, Settings, Signal, load_settings
 
@@ -187,6 +187,7 @@ def configure(
     return pipeline
 
 
+@pipeline_health.counting_losses
 def _build(options: ConfigureOptions) -> Pipeline:
     settings = load_settings()
     _apply_sdk_environment(settings)
