@@ -31,7 +31,7 @@ PROTOCOLS = {"grpc": "grpc", "http": "http/protobuf"}
 MASK = "****"  # what the collector's redaction processor writes over a secret
 
 
-class Pipeline:
+class CollectorRun:
     def __init__(self, collector: CollectorProcess, export_dir: Path) -> None:
         self.collector = collector
         self.export_dir = export_dir
@@ -44,7 +44,7 @@ class Pipeline:
 @pytest.fixture(scope="module")
 def pipeline(
     collector_binary: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
+) -> Iterator[CollectorRun]:
     """One collector with the debug-file overlay; the app sends a burst over gRPC, one over HTTP."""
     root = tmp_path_factory.mktemp("collector-pipeline")
     export_dir = root / "export"
@@ -57,7 +57,7 @@ def pipeline(
         env={"OTELCOL_DEBUG_DIR": str(export_dir)},
     ).start()
     try:
-        result = Pipeline(collector, export_dir)
+        result = CollectorRun(collector, export_dir)
         for name, protocol in PROTOCOLS.items():
             endpoint = collector.grpc_endpoint if name == "grpc" else collector.http_endpoint
             summary = run_burst(
@@ -71,7 +71,7 @@ def pipeline(
         print(f"--- collector output ---\n{collector.output()[-3000:]}")
 
 
-def wait_for(pipeline: Pipeline, what: str, found: Any) -> OtlpData:
+def wait_for(pipeline: CollectorRun, what: str, found: Any) -> OtlpData:
     """Poll the collector's files until `found(data)` is truthy; return the data."""
 
     def probe() -> OtlpData | None:
@@ -83,7 +83,7 @@ def wait_for(pipeline: Pipeline, what: str, found: Any) -> OtlpData:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_span_log_and_histogram_exemplar_share_the_trace_id(
-    pipeline: Pipeline, protocol: str
+    pipeline: CollectorRun, protocol: str
 ) -> None:
     """The span, the log written inside it and the histogram exemplar carry one trace id."""
     trace_id = pipeline.sent[protocol]["trace_id"]
@@ -112,7 +112,7 @@ def test_span_log_and_histogram_exemplar_share_the_trace_id(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_span_metrics_give_red_metrics_with_exemplars(pipeline: Pipeline, protocol: str) -> None:
+def test_span_metrics_give_red_metrics_with_exemplars(pipeline: CollectorRun, protocol: str) -> None:
     """span_metrics turns the app's span into call counts and a duration histogram."""
     trace_id = pipeline.sent[protocol]["trace_id"]
     service = f"chenu-e2e-{protocol}"
@@ -138,7 +138,7 @@ def test_span_metrics_give_red_metrics_with_exemplars(pipeline: Pipeline, protoc
     assert calls[0].attributes.get("span.kind") == "SPAN_KIND_SERVER"
 
 
-def test_canary_secret_is_gone_from_every_signal(pipeline: Pipeline) -> None:
+def test_canary_secret_is_gone_from_every_signal(pipeline: CollectorRun) -> None:
     """The canary put in a span, a log and a metric attribute is nowhere in what was exported."""
     markers = {f"m-{p}" for p in PROTOCOLS}
 
@@ -187,7 +187,7 @@ def _post_json(url: str, payload: dict[str, Any]) -> None:
         assert response.status == 200
 
 
-def test_collector_masks_secrets_that_reach_it_unscrubbed(pipeline: Pipeline) -> None:
+def test_collector_masks_secrets_that_reach_it_unscrubbed(pipeline: CollectorRun) -> None:
     """Secrets sent straight to the collector (no app-side scrubbing) are masked in all signals."""
     base = pipeline.collector.http_endpoint
     now = time.time_ns()
@@ -321,7 +321,7 @@ def test_collector_masks_secrets_that_reach_it_unscrubbed(pipeline: Pipeline) ->
     assert point.attributes["note"] == MASK
 
 
-def test_collector_exposes_its_own_pipeline_metrics(pipeline: Pipeline) -> None:
+def test_collector_exposes_its_own_pipeline_metrics(pipeline: CollectorRun) -> None:
     """The collector's own metrics show what it accepted and how full each disk queue is."""
     wait_for(pipeline, "the gRPC burst's span", lambda d: d.spans)
 
