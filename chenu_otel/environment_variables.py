@@ -11,6 +11,10 @@ variables are ours and documented here:
   bytes as the official encoder, 4-8x less CPU per item); ``official`` uses the SDK exporters'
   own encoding unchanged. Both send through the official exporters' transport, retry and
   settings.
+- ``CHENU_OTEL_ACCESS_LOG`` (`AccessLogOutput`, a comma-separated list): where the
+  middleware's per-request access line goes: ``stdout`` (the JSON line), ``otel`` (an OTel log
+  record), both (default, ``stdout,otel``) or ``none``. The server span carries the same data
+  (method, route, path, status, duration, request and user id) whatever this says.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ from opentelemetry.sdk.environment_variables import (
 __all__ = [
     "BLRP",
     "BSP",
+    "CHENU_OTEL_ACCESS_LOG",
     "CHENU_OTEL_ALERTMANAGER_BIN",
     "CHENU_OTEL_CACHE",
     "CHENU_OTEL_COLLECTOR_BIN",
@@ -88,6 +93,9 @@ __all__ = [
     "CHENU_OTEL_PROMETHEUS_BIN",
     "CHENU_OTEL_REDIS_SERVER_BIN",
     "CHENU_OTEL_REPO",
+    "DEFAULT_ACCESS_LOG",
+    "DEFAULT_MAX_EXPORT_BATCH_SIZE",
+    "DEFAULT_MAX_QUEUE_SIZE",
     "OTEL_ATTRIBUTE_COUNT_LIMIT",
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
     "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
@@ -111,6 +119,7 @@ __all__ = [
     "OTEL_TRACES_SAMPLER_ARG",
     "OTLP_GENERIC",
     "OTLP_PER_SIGNAL",
+    "AccessLogOutput",
     "BatchVariables",
     "Compression",
     "ExemplarFilterName",
@@ -188,6 +197,14 @@ class HistogramAggregation(enum.StrEnum):
 
     EXPLICIT_BUCKET = "explicit_bucket_histogram"
     BASE2_EXPONENTIAL = "base2_exponential_bucket_histogram"
+
+
+class AccessLogOutput(enum.StrEnum):
+    """``CHENU_OTEL_ACCESS_LOG`` entries: where the access line of a request goes."""
+
+    STDOUT = "stdout"
+    OTEL = "otel"
+    NONE = "none"
 
 
 class OtlpEncoder(enum.StrEnum):
@@ -273,6 +290,9 @@ CHENU_OTEL_LOG_LEVEL: Final = "CHENU_OTEL_LOG_LEVEL"
 #: How OTLP batches are encoded: ``wire`` (default, `chenu_otel.otlp_wire`) or ``official``.
 CHENU_OTEL_OTLP_ENCODER: Final = "CHENU_OTEL_OTLP_ENCODER"
 
+#: Where the access line goes: ``stdout``, ``otel``, both (default) or ``none``.
+CHENU_OTEL_ACCESS_LOG: Final = "CHENU_OTEL_ACCESS_LOG"
+
 #: Where the build scripts cache the binaries they build (default ``~/.cache/chenu-otel``).
 CHENU_OTEL_CACHE: Final = "CHENU_OTEL_CACHE"
 #: Explicit paths of the binaries ``chenu-otel stack`` runs (otherwise: build cache, then PATH).
@@ -283,3 +303,16 @@ CHENU_OTEL_ALERTMANAGER_BIN: Final = "CHENU_OTEL_ALERTMANAGER_BIN"
 CHENU_OTEL_REDIS_SERVER_BIN: Final = "CHENU_OTEL_REDIS_SERVER_BIN"
 #: The chenu-otel checkout whose collector/ and deploy/ files ``chenu-otel stack`` runs.
 CHENU_OTEL_REPO: Final = "CHENU_OTEL_REPO"
+
+#: Batch processor queue length when OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BLRP_MAX_QUEUE_SIZE is not
+#: set. The SDK's 2048 drops records (oldest first, silently) as soon as the export thread falls
+#: a couple of seconds behind a busy event loop; 16384 items cost at most a few tens of MB.
+DEFAULT_MAX_QUEUE_SIZE: Final = 16384
+#: Items per export when OTEL_BSP_MAX_EXPORT_BATCH_SIZE / OTEL_BLRP_MAX_EXPORT_BATCH_SIZE is not
+#: set. The export thread holds the GIL while it encodes a batch, stalling the event loop: 64
+#: items keep each stall well under a millisecond (the SDK's 512 stall it for several).
+DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 64
+
+#: Where the access line goes when CHENU_OTEL_ACCESS_LOG is not set: both the stdout JSON line
+#: and the OTel log record, as before the variable existed.
+DEFAULT_ACCESS_LOG: Final = frozenset({AccessLogOutput.STDOUT, AccessLogOutput.OTEL})

@@ -33,6 +33,8 @@ from chenu_otel.proxies import LOGGER_PROVIDER
 from chenu_otel.scrubbing import scrub_event_dict
 
 __all__ = [
+    "NOT_EXPORTED_KEY",
+    "NOT_WRITTEN_KEY",
     "bind_context",
     "clear_context",
     "get_logger",
@@ -78,6 +80,11 @@ _NOT_ATTRIBUTES = frozenset(
 _NOT_EXPORTED_PREFIXES = ("opentelemetry", "grpc", "urllib3", "chenu_otel.settings")
 
 _HANDLER_NAME = "chenu-otel"
+
+#: Event dict keys (private: never rendered nor exported) that keep one event out of one
+#: output: true under `NOT_EXPORTED_KEY`, no OTel LogRecord; under `NOT_WRITTEN_KEY`, no line.
+NOT_EXPORTED_KEY = "_not_exported"
+NOT_WRITTEN_KEY = "_not_written"
 
 
 def add_trace_context(
@@ -127,6 +134,8 @@ class OTelLogRecordEmitter:
     def __call__(
         self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
+        if event_dict.get(NOT_EXPORTED_KEY):
+            return event_dict
         record: logging.LogRecord | None = event_dict.get("_record")
         name = str(event_dict.get("logger") or (record.name if record else "") or "chenu_otel")
         if name.startswith(_NOT_EXPORTED_PREFIXES):
@@ -191,7 +200,10 @@ _LEADING_KEYS = ("event", "timestamp", "level", "logger")
 def _drop_private(
     logger: object, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> dict[str, Any]:
-    """Last step before rendering: drop internal keys, put the fixed keys first."""
+    """Last step before rendering: drop internal keys, put the fixed keys first; an event
+    marked `NOT_WRITTEN_KEY` is not written at all."""
+    if event_dict.get(NOT_WRITTEN_KEY):
+        raise structlog.DropEvent
     ordered = {key: event_dict[key] for key in _LEADING_KEYS if event_dict.get(key)}
     for key, value in event_dict.items():
         if key not in _LEADING_KEYS and key[0] != "_":

@@ -19,7 +19,9 @@ per-request route re-matching). Per HTTP request it:
   method/status) inside the span, so the point carries the trace id as exemplar;
 * tracks ``http.server.active_requests``; optionally request/response body sizes;
 * records exceptions on the span (error status) and counts them in ``chenu.errors``;
-* writes one structlog access line (``http_request``) inside the span.
+* writes one structlog access line (``http_request``) inside the span: a JSON line on stdout
+  and an OTel log record by default, either or none of them as ``CHENU_OTEL_ACCESS_LOG`` says
+  (`chenu_otel.environment_variables`); the span carries the same data in any case.
 
 WebSocket scopes get a SERVER span for the connection's life, connection counts and duration, and
 message counts in/out. Other scopes (lifespan) pass straight through. Telemetry failures are
@@ -46,11 +48,13 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from chenu_otel.environment_variables import AccessLogOutput
 from chenu_otel.errors import mark_error
 from chenu_otel.fastapi_telemetry import NATIVE_TELEMETRY_SCOPE_KEY, warn_native_telemetry_on
-from chenu_otel.logging import get_logger
+from chenu_otel.logging import NOT_EXPORTED_KEY, NOT_WRITTEN_KEY, get_logger
 from chenu_otel.proxies import TRACER_PROVIDER
 from chenu_otel.recorders import RECORDERS, normalize_method
+from chenu_otel.settings import read_access_log_outputs
 
 __all__ = ["MonitoringMiddleware", "safe_header_value"]
 
@@ -149,8 +153,9 @@ class MonitoringMiddleware:
 
     Options (all keyword-only): `record_body_sizes` adds the semconv request/response body size
     histograms (two more measurements per request); `active_requests` tracks
-    ``http.server.active_requests``; `access_log` writes one structlog line per request;
-    `excluded_paths` are raw paths served without telemetry (e.g. health checks).
+    ``http.server.active_requests``; `access_log` writes one structlog line per request (to
+    the outputs ``CHENU_OTEL_ACCESS_LOG`` names, read here); `excluded_paths` are raw paths
+    served without telemetry (e.g. health checks).
     """
 
     def __init__(
@@ -165,7 +170,14 @@ class MonitoringMiddleware:
         self.app = app
         self.record_body_sizes = record_body_sizes
         self.active_requests = active_requests
-        self.access_log = access_log
+        outputs = read_access_log_outputs() if access_log else frozenset()
+        self.access_log = bool(outputs)
+        # Private keys of the access event that keep it out of the outputs not asked for.
+        self.access_log_markers: dict[str, bool] = {}
+        if AccessLogOutput.OTEL not in outputs:
+            self.access_log_markers[NOT_EXPORTED_KEY] = True
+        if AccessLogOutput.STDOUT not in outputs:
+            self.access_log_markers[NOT_WRITTEN_KEY] = True
         self.excluded_paths = frozenset(excluded_paths)
         self.tracer = TRACER_PROVIDER.get_tracer("chenu_otel.middleware")
         self._native_telemetry_reported = False
@@ -369,7 +381,7 @@ class _RequestTelemetry:
         if self.mw.active_requests:
             _http.request_ended(self.method, self.scheme)
         if self.mw.access_log:
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = self.mw.access_log_markers.copy()
             if state_user is not None:
                 extra["user_id"] = state_user
             if error_type is not None:

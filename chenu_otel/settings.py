@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from chenu_otel import environment_variables as env
 from chenu_otel.environment_variables import (
+    AccessLogOutput,
     Compression,
     ExemplarFilterName,
     Exporter,
@@ -44,8 +45,6 @@ from chenu_otel.environment_variables import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_EXPORT_BATCH_SIZE",
-    "DEFAULT_MAX_QUEUE_SIZE",
     "SIGNALS",
     "BatchSettings",
     "Compression",
@@ -65,6 +64,7 @@ __all__ = [
     "parse_endpoint",
     "parse_key_values",
     "parse_ratio",
+    "read_access_log_outputs",
 ]
 
 _logger = logging.getLogger("chenu_otel.settings")
@@ -87,15 +87,6 @@ DEFAULT_ENDPOINT: Final = {
 #: Longest attribute value kept when OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is not set. The SDK's own
 #: default is unlimited; an observability library should not ship megabyte attributes by default.
 DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: Final = 4096
-
-#: Batch processor queue length when OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BLRP_MAX_QUEUE_SIZE is not
-#: set. The SDK's 2048 drops records (oldest first, silently) as soon as the export thread falls
-#: a couple of seconds behind a busy event loop; 16384 items cost at most a few tens of MB.
-DEFAULT_MAX_QUEUE_SIZE: Final = 16384
-#: Items per export when OTEL_BSP_MAX_EXPORT_BATCH_SIZE / OTEL_BLRP_MAX_EXPORT_BATCH_SIZE is not
-#: set. The export thread holds the GIL while it encodes a batch, stalling the event loop: 64
-#: items keep each stall well under a millisecond (the SDK's 512 stall it for several).
-DEFAULT_MAX_EXPORT_BATCH_SIZE: Final = 64
 
 _HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -393,6 +384,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return _with_problems(settings, read)
 
 
+def read_access_log_outputs(
+    environ: Mapping[str, str] | None = None,
+) -> frozenset[AccessLogOutput]:
+    """``CHENU_OTEL_ACCESS_LOG`` of `environ` (default ``os.environ``): the outputs of the
+    access line, empty for ``none``; an unknown entry is warned about and ignored."""
+    read = _Reader(os.environ if environ is None else environ)
+    names = read.name_list(
+        env.CHENU_OTEL_ACCESS_LOG,
+        tuple(str(output) for output in AccessLogOutput),
+        tuple(str(output) for output in sorted(env.DEFAULT_ACCESS_LOG)),
+    )
+    if "none" in names:
+        return frozenset()
+    return frozenset(AccessLogOutput(name) for name in names)
+
+
 def _otlp_settings(read: _Reader, signal: Signal) -> OtlpSettings:
     own, generic = env.OTLP_PER_SIGNAL[signal], env.OTLP_GENERIC
     protocol, _ = read.signal_get(
@@ -424,9 +431,9 @@ def _batch_settings(
     read: _Reader, names: env.BatchVariables, *, schedule_delay: int
 ) -> BatchSettings:
     positive = _int_at_least(1)
-    queue = read.get(names.max_queue_size, positive, DEFAULT_MAX_QUEUE_SIZE)
+    queue = read.get(names.max_queue_size, positive, env.DEFAULT_MAX_QUEUE_SIZE)
     batch = read.get(
-        names.max_export_batch_size, positive, min(DEFAULT_MAX_EXPORT_BATCH_SIZE, queue)
+        names.max_export_batch_size, positive, min(env.DEFAULT_MAX_EXPORT_BATCH_SIZE, queue)
     )
     if batch > queue:
         read.reject(

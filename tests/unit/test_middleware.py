@@ -263,3 +263,37 @@ def test_active_requests_counts_a_request_in_flight(telemetry: CapturedTelemetry
     with TestClient(app) as client:
         client.get("/slow")
     assert seen == [1]
+
+
+ACCESS_LOG_OUTPUTS = [
+    # CHENU_OTEL_ACCESS_LOG, an OTel log record exported?, a JSON line written?
+    ("stdout,otel", True, True),
+    ("stdout", False, True),
+    ("otel", True, False),
+    ("none", False, False),
+]
+
+
+@pytest.mark.parametrize(("setting", "exported", "written"), ACCESS_LOG_OUTPUTS)
+def test_access_line_goes_where_chenu_otel_access_log_says(
+    setting: str,
+    exported: bool,
+    written: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    memory_only: None,
+) -> None:
+    """CHENU_OTEL_ACCESS_LOG picks the access line's outputs (OTel log record, stdout line);
+    the server span carries the route and status whatever it says."""
+    monkeypatch.setenv("CHENU_OTEL_ACCESS_LOG", setting)
+    with capture_telemetry(service_name="mw-access") as telemetry:
+        setup_logging(level="INFO", format="json")
+        with TestClient(make_app()) as client:
+            client.get("/items/5")
+        records = [r.log_record.body for r in telemetry.logs()]
+        (span,) = server_spans(telemetry)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "http_request" in line]
+    assert ("http_request" in records) is exported
+    assert bool(lines) is written
+    assert span.attributes["http.route"] == "/items/{item_id}"
+    assert span.attributes["http.response.status_code"] == 200

@@ -8,12 +8,12 @@ import os
 import pytest
 
 import chenu_otel
-from chenu_otel.logging import get_logger
-from chenu_otel.settings import (
+from chenu_otel.environment_variables import (
     DEFAULT_MAX_EXPORT_BATCH_SIZE,
     DEFAULT_MAX_QUEUE_SIZE,
-    load_settings,
 )
+from chenu_otel.logging import get_logger
+from chenu_otel.settings import load_settings
 from chenu_otel.testing import OtlpSink, capture_telemetry, environ_for
 from chenu_otel.tracing import create_span
 
