@@ -1,4 +1,4 @@
-"""Ask the backends what landed: the Prometheus and Jaeger HTTP APIs, stdlib only."""
+"""Ask the backends what landed: the Prometheus, Jaeger and VictoriaLogs query APIs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JaegerAPI", "PrometheusAPI", "http_json"]
+__all__ = ["JaegerAPI", "PrometheusAPI", "VictoriaLogsAPI", "http_json"]
 
 
 def http_json(url: str, *, data: dict[str, str] | None = None, timeout: float = 10) -> Any:
@@ -86,3 +86,30 @@ class JaegerAPI:
             raise
         data = answer.get("data") or []
         return dict(data[0]) if data else None
+
+
+@dataclass(frozen=True)
+class VictoriaLogsAPI:
+    """VictoriaLogs' HTTP API at `url`: LogsQL queries and its web UI."""
+
+    url: str
+
+    @property
+    def ui_url(self) -> str:
+        """Its web UI (vmui)."""
+        return f"{self.url}/select/vmui/"
+
+    def query_url(self, query: str) -> str:
+        """The URL that runs LogsQL `query` (answers JSON lines, one per log line)."""
+        return f"{self.url}/select/logsql/query?" + urllib.parse.urlencode({"query": query})
+
+    def force_flush(self) -> None:
+        """Make what was just ingested searchable (it buffers for about a second otherwise)."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10):
+            pass
+
+    def logsql(self, query: str) -> list[dict[str, Any]]:
+        """Flush, then run LogsQL `query`; its log lines as dicts."""
+        self.force_flush()
+        with urllib.request.urlopen(self.query_url(query), timeout=10) as response:
+            return [json.loads(line) for line in response.read().decode().splitlines() if line]

@@ -20,7 +20,17 @@ from typing import Final
 
 from chenu_otel import environment_variables as env
 
-__all__ = ["BINARIES", "Binary", "MissingBinaryError", "cache_dir", "find_binary"]
+__all__ = [
+    "BINARIES",
+    "CHENU_OTEL_VICTORIA_LOGS_BIN",
+    "Binary",
+    "MissingBinaryError",
+    "cache_dir",
+    "find_binary",
+]
+
+#: Explicit path of VictoriaLogs (the native logs backend), like the other ``*_BIN`` variables.
+CHENU_OTEL_VICTORIA_LOGS_BIN: Final = "CHENU_OTEL_VICTORIA_LOGS_BIN"
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,10 @@ BINARIES: Final = {
     "alertmanager": Binary(
         "alertmanager", env.CHENU_OTEL_ALERTMANAGER_BIN, "backends/alertmanager-*/alertmanager",
         "build it with scripts/build-backends alertmanager (about a minute cold)",
+    ),
+    "victoria-logs": Binary(
+        "victoria-logs", CHENU_OTEL_VICTORIA_LOGS_BIN, "backends/victorialogs-*/victoria-logs",
+        "build it with scripts/build-backends victorialogs (about a minute cold)",
     ),
     "redis-server": Binary(
         "redis-server", env.CHENU_OTEL_REDIS_SERVER_BIN, None,

@@ -2,6 +2,9 @@
 
 ``run`` starts the native stack, drives the demo with load, prints where the data landed and
 stops everything (``--keep-running`` waits for Ctrl-C first) — what ``scripts/pipeline`` does.
+Logs go to VictoriaLogs (``--logs loki-standin``: to a stand-in on Loki's OTLP route instead).
+``run --fleet`` runs the collector fleet instead (`chenu_otel.stack.fleet`: two apps, two
+agents, three tail-sampling gateways, Jaeger and Prometheus) and prints where the traces landed.
 ``up`` starts the stack and leaves it running in the background, writing its addresses and
 process ids to ``<work-dir>/stack.json``; ``status`` reads that file and probes each part;
 ``down`` stops it (SIGTERM to each process group, data-flow order, SIGKILL after a deadline).
@@ -21,12 +24,13 @@ from types import FrameType
 from typing import Any, Final
 
 from chenu_otel.stack.binaries import MissingBinaryError, cache_dir
+from chenu_otel.stack.files import StackBinaries, StackFiles, find_repo
+from chenu_otel.stack.fleet import FleetBinaries
+from chenu_otel.stack.fleet_report import run_fleet
 from chenu_otel.stack.processes import http_ok
 from chenu_otel.stack.runner import (
+    LOGS_BACKENDS,
     NativeStack,
-    StackBinaries,
-    StackFiles,
-    find_repo,
     wait_for_collector_scrape,
     wait_for_data,
 )
@@ -35,7 +39,9 @@ __all__ = ["add_stack_parser", "run_stack_command"]
 
 STATE_FILE: Final = "stack.json"
 # Data-flow order: the app first, so each stage flushes into the next before it stops.
-_STOP_ORDER: Final = ("demo", "collector", "loki-standin", "redis", "prometheus", "alertmanager")
+_STOP_ORDER: Final = (
+    "demo", "collector", "loki-standin", "victorialogs", "redis", "prometheus", "alertmanager",
+)  # fmt: skip
 
 
 def default_work_dir() -> Path:
@@ -51,6 +57,12 @@ def add_stack_parser(commands: Any) -> None:
     run.add_argument("--requests", type=int, default=400, help="load generator requests")
     run.add_argument("--keep-running", action="store_true", help="stay up until Ctrl-C")
     run.add_argument("--work-dir", type=Path, help="keep logs and data here (default: temp)")
+    run.add_argument("--logs", choices=LOGS_BACKENDS, default=LOGS_BACKENDS[0],
+                     help="logs backend (default: %(default)s)")  # fmt: skip
+    run.add_argument(
+        "--fleet", action="store_true",
+        help="run the agent → gateway fleet and its two-service app instead",
+    )  # fmt: skip
     for name, text in (
         ("up", "start the stack in the background"),
         ("status", "show whether each part of a started stack answers"),
@@ -64,8 +76,10 @@ def add_stack_parser(commands: Any) -> None:
 def run_stack_command(args: argparse.Namespace) -> int:
     """Run ``chenu-otel stack <action>``; returns the exit status."""
     try:
+        if args.action == "run" and args.fleet:
+            return _run_fleet(args.requests, args.keep_running, args.work_dir)
         if args.action == "run":
-            return _run(args.requests, args.keep_running, args.work_dir)
+            return _run(args.requests, args.keep_running, args.work_dir, args.logs)
         work_dir: Path = args.work_dir or default_work_dir()
         if args.action == "up":
             return _up(work_dir)
@@ -77,20 +91,49 @@ def run_stack_command(args: argparse.Namespace) -> int:
         return 2
 
 
-def _stack(work_dir: Path) -> NativeStack:
+def _stack(work_dir: Path, logs: str = LOGS_BACKENDS[0]) -> NativeStack:
     repo = find_repo()
-    return NativeStack(work_dir, StackBinaries.find(repo), StackFiles(repo))
+    binaries = StackBinaries.find(repo, victoria_logs=logs == "victorialogs")
+    return NativeStack(work_dir, binaries, StackFiles(repo), logs=logs)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _run(requests: int, keep_running: bool, work_dir: Path | None) -> int:
+def _stop_on_signals() -> None:
     # Also SIGINT explicitly: a shell starting us in the background leaves it ignored.
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    stack = _stack(work_dir or Path(tempfile.mkdtemp(prefix="chenu-otel-stack-")))
+
+
+def _pause_if(keep_running: bool) -> None:
+    if keep_running:
+        print("[stack] running; Ctrl-C stops everything", flush=True)
+        signal.pause()
+
+
+def _run_fleet(requests: int, keep_running: bool, work_dir: Path | None) -> int:
+    _stop_on_signals()
+    repo = find_repo()
+    binaries = FleetBinaries.find(repo)
+    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="chenu-otel-fleet-"))
+    print(f"[stack] starting the fleet; logs in {work_dir / 'logs'}", flush=True)
+    failed = 0
+    try:
+        failed = run_fleet(
+            work_dir, binaries, StackFiles(repo), requests=requests,
+            wait=lambda _fleet: _pause_if(keep_running),
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print("\n[stack] stopping", flush=True)
+    print("[stack] stopped", flush=True)
+    return 1 if failed else 0
+
+
+def _run(requests: int, keep_running: bool, work_dir: Path | None, logs: str) -> int:
+    _stop_on_signals()
+    stack = _stack(work_dir or Path(tempfile.mkdtemp(prefix="chenu-otel-stack-")), logs)
     print(f"[stack] starting; logs in {stack.logs_dir}", flush=True)
     failed = False
     try:
@@ -106,9 +149,7 @@ def _run(requests: int, keep_running: bool, work_dir: Path | None) -> int:
             wait_for_data(stack)
             wait_for_collector_scrape(stack)
             print(stack.summary(), flush=True)
-            if keep_running:
-                print("[stack] running; Ctrl-C stops everything", flush=True)
-                signal.pause()
+            _pause_if(keep_running)
         finally:
             stack.stop()
     except KeyboardInterrupt:

@@ -11,8 +11,9 @@ the environment, every listener on 127.0.0.1 on a free port):
   file_sd target files are written, with loopback addresses);
 - Jaeger v2 with ``deploy/jaeger/config.yaml``; Alertmanager with ``deploy/alertmanager``
   rendered by its ``render-config.sh`` (no receivers configured: alerts are only kept);
-- for Loki (AGPL, never built here): a second collector listening on Loki's OTLP route
-  ``/otlp/v1/logs`` and writing what it receives to a JSON-lines file;
+- logs (``logs=``): VictoriaLogs, the native logs backend (``collector/overlays/victorialogs.yaml``
+  on top of the base config), or, for Loki (AGPL, never built here), a second collector listening
+  on Loki's OTLP route ``/otlp/v1/logs`` and writing what it receives to a JSON-lines file;
 - redis-server, the demo's cache.
 
 The config files come from a chenu-otel checkout (`StackFiles`), the binaries from
@@ -21,25 +22,25 @@ The config files come from a chenu-otel checkout (`StackFiles`), the binaries fr
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from chenu_otel import environment_variables as env
+from chenu_otel.demo.provider import PROVIDER_SERVICE_NAME
 from chenu_otel.stack.backends import JaegerAPI, PrometheusAPI
-from chenu_otel.stack.binaries import find_binary
 from chenu_otel.stack.collector import CollectorProcess, DownstreamCollector
+from chenu_otel.stack.files import StackBinaries, StackFiles, find_repo
 from chenu_otel.stack.otlp_json import OtlpData
 from chenu_otel.stack.processes import LOOPBACK, ManagedProcess, free_port, http_ok, poll_until
 from chenu_otel.stack.redis_server import redis_server
+from chenu_otel.stack.servers import JaegerServer, PrometheusServer, VictoriaLogsServer
 
 __all__ = [
     "JOB",
+    "LOGS_BACKENDS",
     "LOKI_LOGS_PATH",
     "SERVICE_NAME",
     "NativeStack",
@@ -55,97 +56,46 @@ SERVICE_NAMESPACE: Final = "chenu"
 JOB: Final = f"{SERVICE_NAMESPACE}/{SERVICE_NAME}"
 LOKI_LOGS_PATH: Final = "/otlp/v1/logs"
 _HTTP_DURATION_BUCKETS: Final = "http_server_request_duration_seconds_bucket"
-
-
-def find_repo(start: Path | None = None) -> Path:
-    """The chenu-otel checkout whose ``collector/`` and ``deploy/`` files the stack runs:
-    ``$CHENU_OTEL_REPO``, else the first folder up from `start` (the current directory) that
-    holds them, else the checkout this package was installed from (editable install)."""
-    explicit = os.environ.get(env.CHENU_OTEL_REPO)
-    candidates = [Path(explicit)] if explicit else []
-    here = (start or Path.cwd()).resolve()
-    candidates += [here, *here.parents, Path(__file__).resolve().parents[2]]
-    for candidate in candidates:
-        if (candidate / "collector" / "otelcol.yaml").exists() and (
-            candidate / "deploy" / "compose.yaml"
-        ).exists():
-            return candidate
-    raise FileNotFoundError(
-        "chenu-otel stack runs the collector/ and deploy/ files of a chenu-otel checkout: run it "
-        f"inside one or set {env.CHENU_OTEL_REPO} to its path"
-    )
-
-
-@dataclass(frozen=True)
-class StackFiles:
-    """The config files of a checkout that the stack runs."""
-
-    repo: Path
-
-    @property
-    def collector_config(self) -> Path:
-        return self.repo / "collector" / "otelcol.yaml"
-
-    @property
-    def deploy(self) -> Path:
-        return self.repo / "deploy"
-
-    @property
-    def prometheus_dir(self) -> Path:
-        return self.deploy / "prometheus"
-
-    def prometheus_flags(self) -> list[str]:
-        """The flags compose gives its Prometheus (one source for both runs)."""
-        import yaml  # type: ignore[import-untyped]  # the dev extra; only the stack needs it
-
-        compose = yaml.safe_load((self.deploy / "compose.yaml").read_text())
-        return [str(flag) for flag in compose["services"]["prometheus"]["command"]]
-
-
-@dataclass(frozen=True)
-class StackBinaries:
-    """Paths of the binaries the stack runs."""
-
-    collector: Path
-    prometheus: Path
-    jaeger: Path
-    alertmanager: Path
-    redis_server: Path
-
-    @classmethod
-    def find(cls, repo: Path | None = None) -> StackBinaries:
-        """Each from its ``CHENU_OTEL_*_BIN`` variable, the build cache or PATH (see
-        `chenu_otel.stack.binaries`); `MissingBinaryError` names the first one missing."""
-        return cls(
-            collector=find_binary("chenu-otelcol", repo=repo),
-            prometheus=find_binary("prometheus"),
-            jaeger=find_binary("jaeger"),
-            alertmanager=find_binary("alertmanager"),
-            redis_server=find_binary("redis-server"),
-        )
-
-
-def _jaeger_ports() -> dict[str, int]:
-    names = ("OTLP_GRPC", "OTLP_HTTP", "QUERY_HTTP", "QUERY_GRPC", "HEALTH", "METRICS")
-    return {name: free_port() for name in names}
+_CLIENT_DURATION: Final = "http_client_request_duration_seconds"
+#: What ``logs=`` accepts: the native logs backend, or the stand-in for Loki's OTLP route.
+LOGS_BACKENDS: Final = ("victorialogs", "loki-standin")
 
 
 @dataclass
 class NativeStack:
-    """Start/stop the whole native stack in `work_dir`; ask the backends what landed."""
+    """Start/stop the whole native stack in `work_dir`; ask the backends what landed.
+
+    `logs` picks the logs backend (one of `LOGS_BACKENDS`): ``victorialogs`` needs
+    ``binaries.victoria_logs``; ``loki-standin`` proves Loki's OTLP route with a file sink."""
 
     work_dir: Path
     binaries: StackBinaries
     files: StackFiles
     with_alertmanager: bool = True
+    logs: str = "victorialogs"
     processes: list[ManagedProcess] = field(default_factory=list)
     collector: CollectorProcess | None = None
     loki: DownstreamCollector | None = None
-    prometheus_port: int = field(default_factory=free_port)
+    victorialogs: VictoriaLogsServer | None = None
+    jaeger_server: JaegerServer = field(init=False)
+    prometheus_server: PrometheusServer = field(init=False)
     alertmanager_port: int = field(default_factory=free_port)
-    jaeger_ports: dict[str, int] = field(default_factory=_jaeger_ports)
     redis_port: int = field(default_factory=free_port)
     demo_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        if self.logs not in LOGS_BACKENDS:
+            raise ValueError(f"logs must be one of {LOGS_BACKENDS}, not {self.logs!r}")
+        self.jaeger_server = JaegerServer(self.binaries.jaeger, self.files, self.logs_dir)
+        self.prometheus_server = PrometheusServer(
+            self.binaries.prometheus, self.files, self.work_dir, self.logs_dir
+        )
+        if self.logs == "victorialogs":
+            if self.binaries.victoria_logs is None:
+                raise ValueError("logs='victorialogs' needs binaries.victoria_logs")
+            self.victorialogs = VictoriaLogsServer(
+                self.binaries.victoria_logs, self.work_dir, self.logs_dir
+            )
 
     # --- addresses ---------------------------------------------------------------------------
     @property
@@ -154,11 +104,11 @@ class NativeStack:
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.prometheus_port}"
+        return self.prometheus_server.url
 
     @property
     def jaeger_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.jaeger_ports['QUERY_HTTP']}"
+        return self.jaeger_server.url
 
     @property
     def alertmanager_url(self) -> str:
@@ -170,11 +120,11 @@ class NativeStack:
 
     @property
     def prometheus(self) -> PrometheusAPI:
-        return PrometheusAPI(self.prometheus_url)
+        return self.prometheus_server.api
 
     @property
     def jaeger(self) -> JaegerAPI:
-        return JaegerAPI(self.jaeger_url)
+        return self.jaeger_server.api
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _run(self, process: ManagedProcess) -> ManagedProcess:
@@ -186,12 +136,12 @@ class NativeStack:
         ready; on any failure stop what started and raise."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._start_jaeger()
-            self._start_loki_standin()
+            self.processes.append(self.jaeger_server.start())
+            self._start_logs_backend()
             self._start_collector()
             if self.with_alertmanager:
                 self._start_alertmanager()
-            self._start_prometheus()
+            self.processes.append(self.prometheus_server.start(self.prometheus_targets()))
             self.processes.append(
                 redis_server(
                     self.binaries.redis_server, self.redis_port,
@@ -204,18 +154,10 @@ class NativeStack:
             raise
         return self
 
-    def _start_jaeger(self) -> None:
-        environ = {"JAEGER_LISTEN_HOST": LOOPBACK}
-        environ.update({f"JAEGER_{name}_PORT": str(p) for name, p in self.jaeger_ports.items()})
-        config = self.files.deploy / "jaeger" / "config.yaml"
-        self._run(
-            ManagedProcess(
-                "jaeger", [self.binaries.jaeger, "--config", config],
-                log_dir=self.logs_dir, env=environ,
-            )
-        ).wait_ready(lambda: http_ok(f"{self.jaeger_url}/api/services"))  # fmt: skip
-
-    def _start_loki_standin(self) -> None:
+    def _start_logs_backend(self) -> None:
+        if self.victorialogs is not None:
+            self.processes.append(self.victorialogs.start())
+            return
         self.loki = DownstreamCollector(
             self.binaries.collector,
             self.logs_dir,
@@ -225,19 +167,25 @@ class NativeStack:
         ).start()
 
     def _start_collector(self) -> None:
-        assert self.loki is not None
+        configs = [self.files.collector_config]
+        environ = {
+            "JAEGER_OTLP_ENDPOINT": self.jaeger_server.otlp_grpc_address,
+            "PROMETHEUS_OTLP_ENDPOINT": self.prometheus_server.otlp_endpoint,
+            "DEPLOYMENT_ENVIRONMENT": "native",
+        }
+        if self.victorialogs is not None:
+            configs.append(self.files.overlay("victorialogs"))
+            environ["VICTORIALOGS_URL"] = self.victorialogs.url
+        else:
+            assert self.loki is not None
+            environ["LOKI_OTLP_ENDPOINT"] = f"{self.loki.http_url}/otlp"
         self.collector = CollectorProcess(
             binary=self.binaries.collector,
-            configs=[self.files.collector_config],
+            configs=configs,
             log_dir=self.logs_dir,
             storage_dir=self.work_dir / "collector-queue",
             name="collector",
-            env={
-                "JAEGER_OTLP_ENDPOINT": f"{LOOPBACK}:{self.jaeger_ports['OTLP_GRPC']}",
-                "PROMETHEUS_OTLP_ENDPOINT": f"{self.prometheus_url}/api/v1/otlp",
-                "LOKI_OTLP_ENDPOINT": f"{self.loki.http_url}/otlp",
-                "DEPLOYMENT_ENVIRONMENT": "native",
-            },
+            env=environ,
         )
         self.collector.storage_dir.mkdir(parents=True, exist_ok=True)
         self.collector.start()
@@ -270,49 +218,16 @@ class NativeStack:
             )
         ).wait_ready(lambda: http_ok(f"{self.alertmanager_url}/-/ready"))
 
-    def prometheus_config_dir(self) -> Path:
-        """deploy/prometheus/prometheus.yml unchanged, the shipped rules, loopback targets."""
+    def prometheus_targets(self) -> dict[str, list[str]]:
+        """The file_sd targets of deploy/prometheus/targets, at their loopback addresses."""
         assert self.collector is not None
-        shipped_dir = self.files.prometheus_dir
-        config_dir = self.work_dir / "prometheus"
-        config_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shipped_dir / "prometheus.yml", config_dir / "prometheus.yml")
-        rules = config_dir / "rules"
-        if not rules.exists():
-            rules.symlink_to(shipped_dir / "rules", target_is_directory=True)
-        targets = config_dir / "targets"
-        targets.mkdir(exist_ok=True)
-        loopback = {
+        return {
             "otel-collector.yml": [f"{LOOPBACK}:{self.collector.metrics_port}"],
-            "prometheus.yml": [f"{LOOPBACK}:{self.prometheus_port}"],
+            "prometheus.yml": [f"{LOOPBACK}:{self.prometheus_server.port}"],
             "alertmanager.yml": [f"{LOOPBACK}:{self.alertmanager_port}"]
             if self.with_alertmanager
             else [],
         }
-        shipped = {path.name for path in (shipped_dir / "targets").glob("*.yml")}
-        if shipped != set(loopback):
-            raise RuntimeError(
-                f"deploy/prometheus/targets holds {sorted(shipped)}, the stack writes "
-                f"{sorted(loopback)}: update chenu_otel/stack/runner.py"
-            )
-        for name, addresses in loopback.items():
-            # JSON is YAML: one static group per file, like the shipped compose addresses.
-            (targets / name).write_text(json.dumps([{"targets": addresses}]) + "\n")
-        return config_dir
-
-    def _start_prometheus(self) -> None:
-        config_dir = self.prometheus_config_dir()
-        flags = []
-        for flag in self.files.prometheus_flags():
-            if flag.startswith("--config.file="):
-                flag = f"--config.file={config_dir / 'prometheus.yml'}"
-            elif flag.startswith("--storage.tsdb.path="):
-                flag = f"--storage.tsdb.path={self.work_dir / 'prometheus-data'}"
-            flags.append(flag)
-        flags.append(f"--web.listen-address={LOOPBACK}:{self.prometheus_port}")
-        self._run(
-            ManagedProcess("prometheus", [self.binaries.prometheus, *flags], log_dir=self.logs_dir)
-        ).wait_ready(lambda: http_ok(f"{self.prometheus_url}/-/ready"))
 
     def demo_env(self) -> dict[str, str]:
         """The demo app's environment: OTLP to our collector, fast export intervals."""
@@ -370,27 +285,74 @@ class NativeStack:
         assert self.loki is not None
         return self.loki.received()
 
+    def outbound_requests(self) -> dict[str, float]:
+        """Outbound HTTP requests the apps counted, by server address."""
+        answer = self.prometheus.query(f"sum by (server_address) ({_CLIENT_DURATION}_count)")
+        return {
+            r["metric"].get("server_address", ""): float(r["value"][1]) for r in answer["result"]
+        }
+
+    def cross_service_trace_ids(self) -> list[str]:
+        """Trace ids of exemplars on the outbound duration: the demo's calls to its provider,
+        each one trace across both services."""
+        return self.prometheus.exemplar_trace_ids(f"{_CLIENT_DURATION}_bucket")
+
+    def _trace_line(self, trace_id: str) -> str:
+        """The trace's Jaeger URL with its span count and services as Jaeger holds them."""
+        trace = self.jaeger.trace(trace_id) or {"spans": [], "processes": {}}
+        services = sorted({p["serviceName"] for p in trace["processes"].values()})
+        return (
+            f"{self.jaeger_url}/api/traces/{trace_id}  ({len(trace['spans'])} spans; "
+            f"{', '.join(services) or 'not in Jaeger yet'})"
+        )
+
+    def _logs_lines(self, trace_ids: list[str]) -> list[str]:
+        if self.victorialogs is None:
+            logs = self.log_records().logs
+            outputs = ", ".join(str(path) for path in self.loki.outputs()) if self.loki else "-"
+            return [
+                f"Loki stand-in (OTLP {LOKI_LOGS_PATH})  {len(logs)} log records, "
+                f"{sum(1 for r in logs if r.trace_id)} with a trace id -> {outputs}"
+            ]
+        api = self.victorialogs.api
+        lines = [f"VictoriaLogs {self.victorialogs.url}  UI {api.ui_url}"]
+        for trace_id in trace_ids[:5]:
+            query = f'trace_id:"{trace_id}"'
+            found = api.logsql(query)
+            if found:
+                lines.append(f"  LogsQL {query}: {len(found)} log lines -> {api.query_url(query)}")
+                break
+        else:
+            lines.append("  no log lines found for the example traces")
+        return lines
+
     def summary(self, example_count: int = 3) -> str:
         """What landed where, with example trace ids and the Jaeger API URL to open."""
         names = self.prometheus.series_names()
         ours = sorted(n for n in names if n.startswith(("http_", "db_", "chenu_", "gen_ai_")))
         collector = sorted(n for n in names if n.startswith("otelcol_"))
         trace_ids = self.prometheus.exemplar_trace_ids(_HTTP_DURATION_BUCKETS)
-        logs = self.log_records().logs
+        outbound = self.outbound_requests()
         alerts = self.prometheus.alerts()
-        outputs = ", ".join(str(path) for path in self.loki.outputs()) if self.loki else "-"
         lines = [
             f"Prometheus  {self.prometheus_url}  {len(ours)} app series names, "
             f"{len(collector)} collector series names",
             f"  exemplars on http_server_request_duration_seconds: {len(trace_ids)} trace ids",
+            f"  outbound HTTP (sum by server_address of {_CLIENT_DURATION}_count): "
+            + (", ".join(f"{k}={v:.0f}" for k, v in sorted(outbound.items())) or "none"),
             f"Jaeger      {self.jaeger_url}  services: {', '.join(sorted(self.jaeger.services()))}",
-            f"Loki stand-in (OTLP {LOKI_LOGS_PATH})  {len(logs)} log records, "
-            f"{sum(1 for r in logs if r.trace_id)} with a trace id -> {outputs}",
+            *self._logs_lines(trace_ids),
             f"Alertmanager {self.alertmanager_url}  alerts in Prometheus now: "
             + (", ".join(f"{a['labels']['alertname']} ({a['state']})" for a in alerts) or "none"),
             "Example traces (exemplar → Jaeger):",
         ]
         lines += [f"  {self.jaeger_url}/api/traces/{t}" for t in trace_ids[:example_count]]
+        across = self.cross_service_trace_ids()
+        lines.append(
+            f"A trace across {SERVICE_NAME} → {PROVIDER_SERVICE_NAME} "
+            f"(exemplar of {_CLIENT_DURATION}_bucket):"
+        )
+        lines.append(f"  {self._trace_line(across[0])}" if across else "  none yet")
         return "\n".join(lines)
 
     def describe(self) -> dict[str, Any]:
@@ -407,6 +369,11 @@ class NativeStack:
                 "prometheus": f"{self.prometheus_url}/-/ready",
                 "jaeger": f"{self.jaeger_url}/api/services",
                 "alertmanager": f"{self.alertmanager_url}/-/ready",
+                **(
+                    {"victorialogs": f"{self.victorialogs.url}/health"}
+                    if self.victorialogs is not None
+                    else {}
+                ),
             },
         }
 

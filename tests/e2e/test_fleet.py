@@ -1,4 +1,4 @@
-"""The agent -> gateway fleet on loopback with real binaries (tests/e2e/fleet.py).
+"""The agent -> gateway fleet on loopback with real binaries (chenu_otel.stack.fleet).
 
 Two apps (frontend calls backend) -> two agents -> three gateways (static resolver) -> Jaeger v2
 and Prometheus 3. Phase 1 runs steady traffic and checks completeness, routing, sampling and
@@ -17,21 +17,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.fleet import (
+from chenu_otel.stack.files import StackFiles
+from chenu_otel.stack.fleet import (
     BACKEND,
     FRONTEND,
     Fleet,
-    Observation,
     RequestRecord,
     SamplingSettings,
-    accepted_spans,
-    completeness,
-    expected_keep,
     mode_mix,
-    running_fleet,
-    settle,
-    share_keeps,
 )
+from chenu_otel.stack.fleet_report import Observation, accepted_spans, running_fleet, settle
+from tests.e2e.fleet import HashRing, completeness, expected_keep, fleet_binaries, share_keeps
+from tests.support import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -62,8 +59,15 @@ class FailoverPhase(Phase):
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    with running_fleet(tmp_path_factory.mktemp("fleet"), sampling=SAMPLING) as running:
+    with running_fleet(
+        tmp_path_factory.mktemp("fleet"), fleet_binaries(), StackFiles(REPO_ROOT), sampling=SAMPLING
+    ) as running:
         yield running
+
+
+def ring_of(fleet: Fleet) -> HashRing:
+    """The agents' ring, from the gateway list exactly as the agents are given it."""
+    return HashRing(fleet.gateway_endpoints)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +141,7 @@ def test_each_trace_went_to_exactly_one_gateway_chosen_by_trace_id(
 ) -> None:
     """Spans accepted by each gateway equal the spans of the traces the agents' hash ring maps
     to it: no trace was split across gateways, although its two halves came from two agents."""
-    ring = fleet.ring()
+    ring = ring_of(fleet)
     predicted: Counter[str] = Counter()
     for trace_id, spans in steady.seen.emitted.items():
         predicted[ring.endpoint_for(trace_id)] += spans
@@ -226,7 +230,7 @@ def test_failover_loss_is_confined_to_traces_in_flight_at_the_kill(
     undecided when it died: loss only on that gateway, only for traces that started within
     decision_wait (+ slack) before the kill. Traces sent while it was down were held by the
     agents and delivered after the restart."""
-    ring = fleet.ring()
+    ring = ring_of(fleet)
     seen = failover.seen
     decision_wait = float(SAMPLING.decision_wait.rstrip("s"))
     window = (failover.kill_at - decision_wait - 3.0, failover.kill_at + 1.0)
@@ -269,7 +273,7 @@ def test_failover_span_metrics_lose_at_most_the_killed_gateways_last_flush(
     """span_metrics counts of the fail-over phase miss at most the requests the killed gateway
     counted since its last flush (1 s here), and app metrics, which go agent -> Prometheus,
     lose nothing."""
-    ring = fleet.ring()
+    ring = ring_of(fleet)
     seen, before = failover.seen, failover.before
     near_kill = sum(
         1

@@ -1,12 +1,12 @@
-"""Two FastAPI services for the fleet e2e: ``frontend`` calls ``backend`` over HTTP.
+"""The fleet's two services (`chenu_otel.stack.fleet`): ``frontend`` calls ``backend`` over HTTP.
 
-    python -m tests.e2e.fleet_app frontend --port 8001 --stats-port 9001 \
+    python -m chenu_otel.stack.fleet_app frontend --port 8001 --stats-port 9001 \
         --downstream http://127.0.0.1:8002
-    python -m tests.e2e.fleet_app backend --port 8002 --stats-port 9002
+    python -m chenu_otel.stack.fleet_app backend --port 8002 --stats-port 9002
 
 Both use chenu_otel (OTLP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, their own agent).
-``GET /checkout/{mode}`` on the frontend opens a CLIENT span, injects the W3C trace context into
-the request headers (httpx is not instrumented) and calls ``GET /work/{mode}`` on the backend:
+``GET /checkout/{mode}`` on the frontend calls ``GET /work/{mode}`` on the backend through
+httpx, which `instrument_app` traces: a CLIENT span, the W3C trace context injected:
 
 - ``ok``: answers at once;
 - ``slow``: the backend sleeps ``--slow-seconds`` first;
@@ -14,7 +14,9 @@ the request headers (httpx is not instrumented) and calls ``GET /work/{mode}`` o
   server spans), and the frontend answers 500 too.
 
 So a trace has four spans from two services: frontend SERVER + CLIENT, backend SERVER + an
-INTERNAL ``compute`` span. The frontend returns the trace id in ``X-Trace-Id``.
+INTERNAL ``compute`` span. Unlike the demo, the span count per trace is fixed and each
+process counts what it ended, so the fleet's completeness can be checked span by span.
+The frontend returns the trace id in ``X-Trace-Id``.
 
 What each process emitted is counted independently of the pipeline under test and served as
 JSON on ``--stats-port`` (a plain HTTP server outside the instrumented app, so reading it
@@ -35,11 +37,13 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, format_trace_id
+from opentelemetry.trace import format_trace_id
 
 import chenu_otel
+
+__all__ = ["MODES", "EmittedSpans", "backend_app", "frontend_app", "main", "serve_stats"]
 
 MODES = ("ok", "slow", "error")
 
@@ -88,22 +92,14 @@ def serve_stats(emitted: EmittedSpans, port: int) -> ThreadingHTTPServer:
 
 
 def frontend_app(emitted: EmittedSpans, downstream: str) -> FastAPI:
-    """The caller: one CLIENT span per backend call, trace context injected by hand."""
+    """The caller: one backend call per request (httpx: a CLIENT span, context propagated)."""
     app = FastAPI()
     client = httpx.AsyncClient(base_url=downstream, timeout=30)
-    tracer = trace.get_tracer("tests.e2e.fleet_app")
 
     @app.get("/checkout/{mode}")
     async def checkout(mode: str) -> JSONResponse:
         trace_id = format_trace_id(trace.get_current_span().get_span_context().trace_id)
-        with tracer.start_as_current_span("GET /work/{mode}", kind=SpanKind.CLIENT) as span:
-            headers: dict[str, str] = {}
-            propagate.inject(headers)
-            response = await client.get(f"/work/{mode}", headers=headers)
-            span.set_attribute("http.request.method", "GET")
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR, str(response.status_code)))
+        response = await client.get(f"/work/{mode}")
         emitted.count_request()
         return JSONResponse(
             {"mode": mode, "backend": response.status_code},
@@ -117,7 +113,7 @@ def frontend_app(emitted: EmittedSpans, downstream: str) -> FastAPI:
 def backend_app(emitted: EmittedSpans, slow_seconds: float) -> FastAPI:
     """The callee: an INTERNAL span per request; slow sleeps, error answers 500."""
     app = FastAPI()
-    tracer = trace.get_tracer("tests.e2e.fleet_app")
+    tracer = trace.get_tracer(__name__)
 
     @app.get("/work/{mode}")
     async def work(mode: str) -> JSONResponse:
@@ -133,6 +129,7 @@ def backend_app(emitted: EmittedSpans, slow_seconds: float) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve one of the two roles until stopped."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("role", choices=["frontend", "backend"])
     parser.add_argument("--port", type=int, required=True)
