@@ -45,14 +45,16 @@ ALLOWED_LABELS = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NativeStack, list[str]]]:
-    """The native stack without Alertmanager; `MESSAGES` messages posted, each under a trace id
-    of our own (returned with the stack)."""
+    """The native stack without Alertmanager, logs to VictoriaLogs (as `chenu-otel stack run`
+    runs it); `MESSAGES` messages posted, each under a trace id of our own (returned with the
+    stack)."""
     binaries = StackBinaries(
         collector=build_collector(),
         prometheus=backend_binary("prometheus"),
         jaeger=backend_binary("jaeger"),
         alertmanager=backend_binary("alertmanager"),  # not started: with_alertmanager=False
         redis_server=find_binary("redis-server"),
+        victoria_logs=backend_binary("victoria-logs"),
     )
     native = NativeStack(
         tmp_path_factory.mktemp("cross-service"), binaries, StackFiles(REPO_ROOT),
@@ -172,3 +174,22 @@ def test_client_duration_reaches_prometheus_with_bounded_labels_and_exemplars(
     )
     trace = _complete_trace(native, exemplar_traces[0])
     assert PROVIDER_SERVICE_NAME in {_service_of(trace, s) for s in trace["spans"]}
+
+
+def test_message_logs_are_found_in_victorialogs_by_the_trace_id(
+    stack: tuple[NativeStack, list[str]],
+) -> None:
+    """The stack's logs backend: a LogsQL query by a posted message's trace id returns log lines
+    of that trace only, each with a span id Jaeger holds for it."""
+    native, trace_ids = stack
+    assert native.victorialogs is not None
+    api = native.victorialogs.api
+    for trace_id in trace_ids[:2]:
+        trace = _complete_trace(native, trace_id)
+        lines = poll_until(
+            lambda t=trace_id: api.logsql(f'trace_id:"{t}"'),  # type: ignore[misc]
+            timeout=30,
+            what=f"log lines of trace {trace_id} in VictoriaLogs",
+        )
+        assert {line["trace_id"] for line in lines} == {trace_id}, lines
+        assert {line["span_id"] for line in lines} <= {s["spanID"] for s in trace["spans"]}, lines

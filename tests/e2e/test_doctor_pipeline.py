@@ -21,11 +21,13 @@ from pathlib import Path
 import pytest
 
 from chenu_otel.doctor.telemetry import LOG_BODY, PROMETHEUS_METRIC, SPAN_NAME
+from chenu_otel.stack.files import StackFiles
+from chenu_otel.stack.servers import PrometheusServer
 from tests.collector_fixtures import BASE_CONFIG, CollectorProcess, dead_endpoint
 from tests.deploy_files import backend_binary
 from tests.e2e.edge_collector import EdgeCollector
 from tests.e2e.test_victorialogs import Backends
-from tests.support import REPO_ROOT, ManagedProcess, http_ok
+from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -34,18 +36,6 @@ OTLP_RECEIVER_FLAG = "--web.enable-otlp-receiver"
 EXEMPLAR_FLAG = "--enable-feature=exemplar-storage"
 # requests trusts these over OTEL_EXPORTER_OTLP_CERTIFICATE when set (see test_secure_edge.py).
 REQUESTS_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
-@dataclass
-class BackendsWithout(Backends):
-    """The same stack with one of compose's Prometheus flags left out."""
-
-    dropped_flag: str = ""
-
-    def prometheus_flags(self) -> list[str]:
-        flags = super().prometheus_flags()
-        assert self.dropped_flag in flags, f"compose no longer passes {self.dropped_flag}"
-        return [flag for flag in flags if flag != self.dropped_flag]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +52,8 @@ def stack_without_exemplars(
     tmp_path_factory: pytest.TempPathFactory, collector_binary: Path
 ) -> Iterator[Backends]:
     work_dir = tmp_path_factory.mktemp("doctor-no-exemplars")
-    running = BackendsWithout(work_dir, dropped_flag=EXEMPLAR_FLAG).start(collector_binary)
+    # The same stack with compose's exemplar flag left out.
+    running = Backends(work_dir, dropped_flags=(EXEMPLAR_FLAG,)).start(collector_binary)
     try:
         yield running
     finally:
@@ -72,17 +63,14 @@ def stack_without_exemplars(
 @pytest.fixture(scope="module")
 def prometheus_without_otlp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Only a Prometheus, started with compose's flags minus the OTLP receiver; its URL."""
-    config = BackendsWithout(
-        tmp_path_factory.mktemp("doctor-no-otlp"), dropped_flag=OTLP_RECEIVER_FLAG
-    )
-    process = ManagedProcess(
-        "prometheus-without-otlp",
-        [backend_binary("prometheus"), *config.prometheus_flags()],
-        log_dir=config.logs_dir,
-    ).start()
+    work_dir = tmp_path_factory.mktemp("doctor-no-otlp")
+    prometheus = PrometheusServer(
+        backend_binary("prometheus"), StackFiles(REPO_ROOT), work_dir, work_dir / "logs",
+        dropped_flags=(OTLP_RECEIVER_FLAG,),
+    )  # fmt: skip
+    process = prometheus.start()
     try:
-        process.wait_ready(lambda: http_ok(f"{config.prometheus_url}/-/ready"))
-        yield config.prometheus_url
+        yield prometheus.url
     finally:
         process.stop()
 
@@ -183,9 +171,9 @@ def otlp_env(endpoint: str, protocol: str) -> dict[str, str]:
 
 def backend_args(stack: Backends) -> list[str]:
     return [
-        "--prometheus", stack.prometheus_url,
-        "--jaeger", stack.jaeger_url,
-        "--logs", stack.victorialogs_url,
+        "--prometheus", stack.prometheus.url,
+        "--jaeger", stack.jaeger.url,
+        "--logs", stack.victorialogs.url,
     ]  # fmt: skip
 
 
@@ -272,7 +260,7 @@ def test_prometheus_without_the_otlp_receiver(
     run = doctor(
         otlp_env(stack.collector.grpc_endpoint, "grpc"),
         "--prometheus", prometheus_without_otlp,
-        "--jaeger", stack.jaeger_url,
+        "--jaeger", stack.jaeger.url,
     )  # fmt: skip
     checks = run.checks()
     assert run.code == 1, run.output
@@ -311,7 +299,7 @@ def test_delta_temporality_is_refused_by_prometheus(stack: Backends) -> None:
     env = otlp_env(stack.collector.grpc_endpoint, "grpc")
     env["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = "delta"
     run = doctor(
-        env, "--prometheus", stack.prometheus_url, "--jaeger", stack.jaeger_url, "--wait", "5"
+        env, "--prometheus", stack.prometheus.url, "--jaeger", stack.jaeger.url, "--wait", "5"
     )
     checks = run.checks()
     assert run.code == 1, run.output

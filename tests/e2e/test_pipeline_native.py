@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from chenu_otel.demo.provider import PROVIDER_SERVICE_NAME
 from chenu_otel.stack.backends import http_json
 from chenu_otel.stack.binaries import find_binary
 from chenu_otel.stack.runner import (
@@ -98,7 +99,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
         alertmanager=backend_binary("alertmanager"),
         redis_server=find_binary("redis-server"),
     )
-    stack = NativeStack(tmp_path_factory.mktemp("pipeline"), binaries, StackFiles(REPO_ROOT))
+    # Logs to the Loki stand-in: this suite proves Loki's OTLP contract (compose's default);
+    # the VictoriaLogs path is proven by test_cross_service_trace.py and test_victorialogs.py.
+    stack = NativeStack(
+        tmp_path_factory.mktemp("pipeline"), binaries, StackFiles(REPO_ROOT), logs="loki-standin"
+    )
     stack.start()
     try:
         exercise_demo(stack, cycles=40)
@@ -162,7 +167,9 @@ def test_prometheus_holds_http_db_and_agent_series_under_translated_names(
         return names if expected <= names else None
 
     poll_until(all_present, timeout=60, what=f"series {sorted(expected)}")
-    (sample, *_) = pipeline.prometheus.query("http_server_request_duration_seconds_count")["result"]
+    (sample, *_) = pipeline.prometheus.query(
+        f'http_server_request_duration_seconds_count{{job="{JOB}"}}'
+    )["result"]
     labels = sample["metric"]
     assert labels["job"] == JOB
     assert labels["service_name"] == SERVICE_NAME
@@ -195,7 +202,13 @@ def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
     for trace_id in trace_ids:
         trace = wait_for_trace(pipeline, trace_id)
         spans = spans_by_id(trace)
-        (server,) = [s for s in trace["spans"] if tag(s, "span.kind") == "server"]
+        # The demo's server span (its LLM provider, the second service, has one too).
+        (server,) = [
+            s
+            for s in trace["spans"]
+            if tag(s, "span.kind") == "server"
+            and trace["processes"][s["processID"]]["serviceName"] == SERVICE_NAME
+        ]
         below = [s for s in trace["spans"] if descends_from(s, server["spanID"], spans)]
         systems = {db_system(s) for s in below}
         assert "sqlite" in systems, f"trace {trace_id}: no SQLite span under the server span"
@@ -226,7 +239,8 @@ def test_logs_reach_the_loki_endpoint_with_service_name_and_trace_ids_known_to_j
         timeout=30,
         what="log records with a trace id at the Loki stand-in",
     )
-    assert all(r.resource.get("service.name") == SERVICE_NAME for r in records)
+    services = {r.resource.get("service.name") for r in records}
+    assert SERVICE_NAME in services and services <= {SERVICE_NAME, PROVIDER_SERVICE_NAME}
     trace_ids = list(dict.fromkeys(r.trace_id for r in records))[:10]
     for trace_id in trace_ids:
         wait_for_trace(pipeline, trace_id)

@@ -18,9 +18,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +25,16 @@ from typing import Any
 
 import pytest
 
+from chenu_otel.stack.files import StackFiles
+from chenu_otel.stack.servers import JaegerServer, PrometheusServer, VictoriaLogsServer
 from tests.collector_fixtures import (
     BASE_CONFIG,
     OVERLAY_DIR,
     CollectorProcess,
     sender_env,
 )
-from tests.deploy_files import DEPLOY, PROMETHEUS_DIR, backend_binary, load_yaml
-from tests.support import LOOPBACK, REPO_ROOT, ManagedProcess, free_port, http_ok, poll_until
+from tests.deploy_files import backend_binary
+from tests.support import REPO_ROOT, ManagedProcess, poll_until
 
 pytestmark = pytest.mark.slow
 
@@ -94,88 +93,45 @@ def run_app() -> None:
 # --- the backends ---------------------------------------------------------------------------
 
 
-def http_json(url: str, params: dict[str, str] | None = None) -> Any:
-    query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    with urllib.request.urlopen(url + query, timeout=10) as response:
-        return json.loads(response.read().decode())
-
-
 @dataclass
 class Backends:
-    """VictoriaLogs, Jaeger v2, Prometheus 3 and our collector (base + victorialogs overlay)."""
+    """VictoriaLogs, Jaeger v2, Prometheus 3 (the stack's servers) and our collector (base +
+    victorialogs overlay). `dropped_flags` leaves some of compose's Prometheus flags out."""
 
     work_dir: Path
+    dropped_flags: tuple[str, ...] = ()
     processes: list[ManagedProcess] = field(default_factory=list)
     collector: CollectorProcess | None = None
-    victorialogs_port: int = field(default_factory=free_port)
-    prometheus_port: int = field(default_factory=free_port)
-    jaeger_ports: dict[str, int] = field(
-        default_factory=lambda: {
-            name: free_port()
-            for name in ("OTLP_GRPC", "OTLP_HTTP", "QUERY_HTTP", "QUERY_GRPC", "HEALTH", "METRICS")
-        }
-    )
+    files: StackFiles = field(default_factory=lambda: StackFiles(REPO_ROOT))
+
+    def __post_init__(self) -> None:
+        self.victorialogs = VictoriaLogsServer(
+            backend_binary("victoria-logs"), self.work_dir, self.logs_dir
+        )
+        self.jaeger = JaegerServer(backend_binary("jaeger"), self.files, self.logs_dir)
+        self.prometheus = PrometheusServer(
+            backend_binary("prometheus"), self.files, self.work_dir, self.logs_dir,
+            dropped_flags=self.dropped_flags,
+        )  # fmt: skip
 
     @property
     def logs_dir(self) -> Path:
         return self.work_dir / "logs"
 
-    @property
-    def victorialogs_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.victorialogs_port}"
-
-    @property
-    def prometheus_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.prometheus_port}"
-
-    @property
-    def jaeger_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.jaeger_ports['QUERY_HTTP']}"
-
-    def _run(self, process: ManagedProcess) -> ManagedProcess:
-        self.processes.append(process)
-        return process.start()
-
     def start(self, collector_binary: Path) -> Backends:
         try:
-            self._run(
-                ManagedProcess(
-                    "victorialogs",
-                    [
-                        backend_binary("victoria-logs"),
-                        f"-httpListenAddr={LOOPBACK}:{self.victorialogs_port}",
-                        f"-storageDataPath={self.work_dir / 'victorialogs-data'}",
-                    ],
-                    log_dir=self.logs_dir,
-                )
-            ).wait_ready(lambda: http_ok(f"{self.victorialogs_url}/health"))
-            self._run(
-                ManagedProcess(
-                    "jaeger",
-                    [backend_binary("jaeger"), "--config", DEPLOY / "jaeger" / "config.yaml"],
-                    log_dir=self.logs_dir,
-                    env={
-                        "JAEGER_LISTEN_HOST": LOOPBACK,
-                        **{f"JAEGER_{k}_PORT": str(v) for k, v in self.jaeger_ports.items()},
-                    },
-                )
-            ).wait_ready(lambda: http_ok(f"{self.jaeger_url}/api/services"))
-            self._run(
-                ManagedProcess(
-                    "prometheus",
-                    [backend_binary("prometheus"), *self.prometheus_flags()],
-                    log_dir=self.logs_dir,
-                )
-            ).wait_ready(lambda: http_ok(f"{self.prometheus_url}/-/ready"))
+            self.processes.append(self.victorialogs.start())
+            self.processes.append(self.jaeger.start())
+            self.processes.append(self.prometheus.start())  # scrapes only itself
             self.collector = CollectorProcess(
                 binary=collector_binary,
                 configs=[BASE_CONFIG, OVERLAY_DIR / "victorialogs.yaml"],
                 log_dir=self.logs_dir,
                 storage_dir=self.work_dir / "collector-queue",
                 env={
-                    "JAEGER_OTLP_ENDPOINT": f"{LOOPBACK}:{self.jaeger_ports['OTLP_GRPC']}",
-                    "PROMETHEUS_OTLP_ENDPOINT": f"{self.prometheus_url}/api/v1/otlp",
-                    "VICTORIALOGS_URL": self.victorialogs_url,
+                    "JAEGER_OTLP_ENDPOINT": self.jaeger.otlp_grpc_address,
+                    "PROMETHEUS_OTLP_ENDPOINT": self.prometheus.otlp_endpoint,
+                    "VICTORIALOGS_URL": self.victorialogs.url,
                 },
             )
             self.collector.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -184,25 +140,6 @@ class Backends:
             self.stop()
             raise
         return self
-
-    def prometheus_flags(self) -> list[str]:
-        """Compose's flags (OTLP receiver, exemplar storage) with deploy/prometheus's OTLP and
-        storage settings; no scrapes or rules: this test reads only what the collector pushed."""
-        shipped = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
-        config = self.work_dir / "prometheus.yml"
-        config.write_text(json.dumps({k: shipped[k] for k in ("global", "otlp", "storage")}))
-        command = load_yaml(DEPLOY / "compose.yaml")["services"]["prometheus"]["command"]
-        flags = [
-            str(flag)
-            for flag in command
-            if not str(flag).startswith(("--config.file=", "--storage.tsdb.path="))
-        ]
-        return [
-            *flags,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={self.work_dir / 'prometheus-data'}",
-            f"--web.listen-address={LOOPBACK}:{self.prometheus_port}",
-        ]
 
     def stop(self) -> None:
         if self.collector is not None:
@@ -213,35 +150,14 @@ class Backends:
     # --- reading back ------------------------------------------------------------------------
 
     def exemplar_trace_ids(self, expr: str) -> set[str]:
-        answer = http_json(
-            f"{self.prometheus_url}/api/v1/query_exemplars",
-            {"query": expr, "start": "0", "end": "9999999999"},
-        )
-        return {
-            exemplar["labels"]["trace_id"]
-            for series in answer["data"]
-            for exemplar in series["exemplars"]
-            if "trace_id" in exemplar["labels"]
-        }
+        return set(self.prometheus.api.exemplar_trace_ids(expr))
 
     def jaeger_trace(self, trace_id: str) -> dict[str, Any] | None:
-        try:
-            data = http_json(f"{self.jaeger_url}/api/traces/{trace_id}").get("data") or []
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise
-        return dict(data[0]) if data else None
+        return self.jaeger.api.trace(trace_id)
 
     def logsql(self, query: str) -> list[dict[str, Any]]:
-        """Flush VictoriaLogs' in-memory buffers, then run a LogsQL query (JSON lines out)."""
-        with urllib.request.urlopen(f"{self.victorialogs_url}/internal/force_flush", timeout=10):
-            pass
-        url = f"{self.victorialogs_url}/select/logsql/query?" + urllib.parse.urlencode(
-            {"query": query}
-        )
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return [json.loads(line) for line in response.read().decode().splitlines() if line]
+        """Flush VictoriaLogs' in-memory buffers, then run a LogsQL query."""
+        return self.victorialogs.api.logsql(query)
 
 
 @pytest.fixture(scope="module")
