@@ -11,6 +11,7 @@ the standard OTLP translation produces (what dashboards and alerts query)::
 ``chenu-otel stack`` runs the native stack (`chenu_otel.stack.commands`)::
 
     chenu-otel stack run [--requests N] [--keep-running] [--work-dir DIR]
+                         [--logs victorialogs|loki-standin] [--fleet]
     chenu-otel stack up | status | down [--work-dir DIR]
 
 ``chenu-otel doctor`` checks that telemetry gets through (`chenu_otel.doctor`)::
