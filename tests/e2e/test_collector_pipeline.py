@@ -112,7 +112,9 @@ def test_span_log_and_histogram_exemplar_share_the_trace_id(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_span_metrics_give_red_metrics_with_exemplars(pipeline: CollectorRun, protocol: str) -> None:
+def test_span_metrics_give_red_metrics_with_exemplars(
+    pipeline: CollectorRun, protocol: str
+) -> None:
     """span_metrics turns the app's span into call counts and a duration histogram."""
     trace_id = pipeline.sent[protocol]["trace_id"]
     service = f"chenu-e2e-{protocol}"

@@ -39,8 +39,9 @@ def edge(
     print(f"--- edge collector output (tail) ---\n{edge.output()[-3000:]}")
 
 
-# requests lets these override the CA a session was given (psf/requests#3829), so with one of
-# them set the OTLP/HTTP exporter ignores OTEL_EXPORTER_OTLP_CERTIFICATE: see the xfail below.
+# requests lets these override the CA a session was given (psf/requests#3829); chenu-otel's
+# OTLP/HTTP session keeps OTEL_EXPORTER_OTLP_CERTIFICATE anyway, which a test below proves with
+# them set. The other tests leave them out, as an operator's app environment would.
 REQUESTS_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
