@@ -20,6 +20,7 @@ Configs:
   and, on request (--configs), diagnostics that split the shipped configs' cost:
   bare-disk        bare + bench/collector/bare-disk.yaml: the base config's disk queue alone
   base-nofsync     the base config with OTELCOL_STORAGE_FSYNC=false
+  base-memqueue    the base config + bench/collector/memory-queue.yaml: queues in memory
   gateway-nofsync  the gateway config with OTELCOL_STORAGE_FSYNC=false
 
 Method, per signal and config, each run with a fresh collector:
@@ -250,6 +251,7 @@ VARIANTS = {
         # Diagnostics, not run by default: where the base config's cost comes from.
         Variant("bare-disk", (BENCH_DIR / "bare.yaml", BENCH_DIR / "bare-disk.yaml")),
         Variant("base-nofsync", (BASE_CONFIG,), (("OTELCOL_STORAGE_FSYNC", "false"),)),
+        Variant("base-memqueue", (BASE_CONFIG, BENCH_DIR / "memory-queue.yaml")),
         Variant(
             "gateway-nofsync",
             (BASE_CONFIG, GATEWAY_OVERLAY),
