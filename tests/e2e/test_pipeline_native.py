@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +142,28 @@ def db_system(span: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def wait_for_trace(pipeline: NativeStack, trace_id: str) -> dict[str, Any]:
-    return poll_until(
-        lambda: pipeline.jaeger.trace(trace_id), timeout=30, what=f"trace {trace_id}"
+def wait_for_trace(
+    pipeline: NativeStack,
+    trace_id: str,
+    holds: Callable[[dict[str, Any]], bool] = lambda trace: True,
+    what: str = "",
+) -> dict[str, Any]:
+    """The trace as Jaeger holds it once `holds` is true of it. A trace's spans reach Jaeger in
+    several exports (the app and the collector batch independently), so a trace first seen may
+    still lack some of them: wait for what the test needs, fail naming it after 30 s."""
+
+    def settled() -> dict[str, Any] | None:
+        trace: dict[str, Any] | None = pipeline.jaeger.trace(trace_id)
+        return trace if trace and holds(trace) else None
+
+    return poll_until(settled, timeout=30, what=f"trace {trace_id} {what}".strip())
+
+
+def has_server_span(trace: dict[str, Any], service: str | None = None) -> bool:
+    return any(
+        tag(s, "span.kind") == "server"
+        and (service is None or trace["processes"][s["processID"]]["serviceName"] == service)
+        for s in trace["spans"]
     )
 
 
@@ -183,9 +202,7 @@ def test_every_http_exemplar_is_a_trace_in_jaeger_with_its_server_span(
     trace_ids = pipeline.prometheus.exemplar_trace_ids(expr)
     assert trace_ids, "no exemplars on http_server_request_duration_seconds"
     for trace_id in trace_ids:
-        trace = wait_for_trace(pipeline, trace_id)
-        servers = [s for s in trace["spans"] if tag(s, "span.kind") == "server"]
-        assert servers, f"trace {trace_id} has no server span"
+        wait_for_trace(pipeline, trace_id, has_server_span, "with its server span")
 
 
 def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
@@ -200,7 +217,15 @@ def test_write_route_exemplars_lead_to_server_span_with_db_and_redis_children(
     trace_ids = pipeline.prometheus.exemplar_trace_ids(expr)
     assert trace_ids, f"no exemplars for {WRITE_ROUTE}"
     for trace_id in trace_ids:
-        trace = wait_for_trace(pipeline, trace_id)
+        trace = wait_for_trace(
+            pipeline,
+            trace_id,
+            lambda t: (
+                has_server_span(t, SERVICE_NAME)
+                and {"sqlite", "redis"} <= {db_system(s) for s in t["spans"]}
+            ),
+            "with the demo's server span and its SQLite and Redis spans",
+        )
         spans = spans_by_id(trace)
         # The demo's server span (its LLM provider, the second service, has one too).
         (server,) = [
@@ -225,8 +250,12 @@ def test_db_exemplars_lead_to_traces_with_a_span_of_that_database(
         system = series["seriesLabels"]["db_system_name"]
         for exemplar in series["exemplars"]:
             trace_id = exemplar["labels"]["trace_id"]
-            trace = wait_for_trace(pipeline, trace_id)
-            assert any(db_system(s) == system for s in trace["spans"]), (system, trace_id)
+            wait_for_trace(
+                pipeline,
+                trace_id,
+                lambda t, system=system: any(db_system(s) == system for s in t["spans"]),
+                f"with a {system} span",
+            )
             found[system] = found.get(system, 0) + 1
     assert {"sqlite", "redis"} <= set(found), found
 
@@ -269,12 +298,14 @@ def test_prometheus_found_alertmanager_and_scrapes_the_collector(
         lambda: http_json(f"{pipeline.prometheus_url}/api/v1/alertmanagers")["data"][
             "activeAlertmanagers"
         ],
-        timeout=30, what="an active Alertmanager in Prometheus",
+        timeout=30,
+        what="an active Alertmanager in Prometheus",
     )
     assert managers[0]["url"].startswith(pipeline.alertmanager_url)
     poll_until(
         lambda: pipeline.prometheus.query('up{job="otel-collector"} == 1')["result"],
-        timeout=45, what="the collector scraped (up == 1)",
+        timeout=45,
+        what="the collector scraped (up == 1)",
     )
 
 
