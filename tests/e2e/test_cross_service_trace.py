@@ -95,15 +95,20 @@ def _parent(span: dict[str, Any]) -> str | None:
 
 
 def _complete_trace(native: NativeStack, trace_id: str) -> dict[str, Any]:
-    """The trace once Jaeger holds the provider's server span (the last to be exported)."""
+    """The trace once Jaeger holds both services' server spans (each process exports its own
+    spans in its own batches, so either may land last)."""
 
     def landed() -> dict[str, Any] | None:
         trace = native.jaeger.trace(trace_id)
-        if trace and any(_service_of(trace, s) == PROVIDER_SERVICE_NAME for s in trace["spans"]):
+        if trace and {SERVICE_NAME, PROVIDER_SERVICE_NAME} <= {
+            _service_of(trace, s)
+            for s in trace["spans"]
+            if any(t["key"] == "span.kind" and t["value"] == "server" for t in s["tags"])
+        }:
             return trace
         return None
 
-    return poll_until(landed, timeout=45, what=f"trace {trace_id} with the provider's spans")
+    return poll_until(landed, timeout=45, what=f"trace {trace_id} with both server spans")
 
 
 def test_message_trace_spans_both_services_with_correct_parent_links(

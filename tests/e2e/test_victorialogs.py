@@ -211,9 +211,16 @@ def test_exemplar_traces_in_jaeger_have_their_request_logs_in_victorialogs(
     assert trace_ids <= set(served), f"exemplars name traces the app never served: {trace_ids}"
     for trace_id in sorted(trace_ids):
         request = served[trace_id]
+        # A trace's spans may reach Jaeger in different exports: wait for both named here.
         trace = poll_until(
-            lambda t=trace_id: backends.jaeger_trace(t),  # type: ignore[misc]
-            timeout=30, what=f"trace {trace_id} in Jaeger",
+            lambda t=trace_id: (  # type: ignore[misc]
+                found
+                if (found := backends.jaeger_trace(t))
+                and {f"GET {ROUTE}", "load_item"} <= set(span_ids_by_name(found))
+                else None
+            ),
+            timeout=30,
+            what=f"trace {trace_id} in Jaeger with its server and load_item spans",
         )
         spans = span_ids_by_name(trace)
         server_span = spans[f"GET {ROUTE}"]
