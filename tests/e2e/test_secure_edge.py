@@ -236,11 +236,19 @@ def test_plaintext_grpc_fails_the_handshake(edge: EdgeCollector) -> None:
 
 def test_plaintext_http_fails_the_handshake(edge: EdgeCollector) -> None:
     """A plaintext HTTP request gets Go's TLS-layer refusal (400, "HTTP request to an HTTPS
-    server") before any OTLP handling, and the collector logs the failed handshake."""
+    server") before any OTLP handling, and the collector logs the failed handshake. Go writes
+    the 400 and closes the connection at once: a client still sending its body may see the
+    reset before the answer, which is the same refusal."""
     marker = f"plaintext-http-{secrets.token_hex(4)}"
-    answer = edge.post(HTTP_PATHS["traces"], request_for("traces", "plain", marker), tls=False)
-    assert answer.status == 400, answer
-    assert b"HTTPS server" in answer.body, answer.body
+    try:
+        answer = edge.post(
+            HTTP_PATHS["traces"], request_for("traces", "plain", marker), tls=False
+        )
+    except ConnectionResetError:
+        pass
+    else:
+        assert answer.status == 400, answer
+        assert b"HTTPS server" in answer.body, answer.body
     poll_until(
         lambda: "TLS handshake error" in edge.output(),
         timeout=10,
