@@ -38,7 +38,7 @@ window), best of --rounds in a process and of --repeat processes run interleaved
 (B) uvicorn, one worker on 127.0.0.1, ``wrk -t1 -c{connections} -d{seconds}s --latency``
 after a short warm-up: requests/s, p50 and p99; the median of --repeat interleaved runs, with
 the spread. Ratios are against bare measured in the same run. A benchmark, not a test: it
-never asserts; the other helpers' builds and tests share the CPU, so run it on a quiet machine
+never asserts; anything else running shares the CPU, so run it on a quiet machine
 and read the spread.
 """
 
