@@ -166,29 +166,32 @@ class FloorMiddleware(BareFloorMiddleware):
             )
 
 
+def asgi_scope(i: int) -> dict[str, Any]:
+    """The HTTP scope of request `i` (GET /items/{i} on loopback), as a server would pass it;
+    bench/peers.py drives its in-process variants with the same one."""
+    path = f"/items/{i}"
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"host", b"bench")],
+    }
+
+
 async def drive(app: Any, total: int) -> float:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         return None
-
-    def scope(i: int) -> dict[str, Any]:
-        path = f"/items/{i}"
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "server": ("127.0.0.1", 80),
-            "client": ("127.0.0.1", 5000),
-            "headers": [(b"host", b"bench")],
-        }
 
     def flush() -> None:
         from chenu_otel import current_pipeline
@@ -198,11 +201,11 @@ async def drive(app: Any, total: int) -> float:
             pipeline.force_flush(30_000)
 
     for i in range(300):  # warm-up
-        await app(scope(i), receive, send)
+        await app(asgi_scope(i), receive, send)
     flush()
     cpu_start = time.process_time()
     for i in range(total):
-        await app(scope(i), receive, send)
+        await app(asgi_scope(i), receive, send)
     # Export work of these requests happens in the SDK's threads: flush so it is counted too.
     flush()
     return (time.process_time() - cpu_start) / total * 1e6

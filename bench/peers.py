@@ -64,6 +64,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+# bench/ is the script's directory, so its sibling is importable; it imports only the stdlib.
+from overhead import asgi_scope
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("CHENU_OTEL_CACHE", Path.home() / ".cache" / "chenu-otel"))
 BENCH_VENV = CACHE / "bench-venv"
@@ -211,24 +214,6 @@ def flush_all() -> None:
         sys.modules["logfire"].force_flush()
 
 
-def _scope(i: int) -> dict[str, Any]:
-    path = f"/items/{i}"
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "server": (LOOPBACK, 80),
-        "client": (LOOPBACK, 5000),
-        "headers": [(b"host", b"bench")],
-    }
-
-
 async def _drive(app: Any, first: int, count: int) -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -237,7 +222,7 @@ async def _drive(app: Any, first: int, count: int) -> None:
         return None
 
     for i in range(first, first + count):
-        await app(_scope(i), receive, send)
+        await app(asgi_scope(i), receive, send)
 
 
 def run_in_process(variant: str, requests: int, rounds: int) -> None:
