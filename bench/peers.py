@@ -18,6 +18,15 @@ The app: one FastAPI route whose handler writes one structured log line through 
                         its chain (JSON line + OTel log record)
     chenu_official      the same with CHENU_OTEL_OTLP_ENCODER=official (the SDK exporters'
                         own encoding instead of chenu_otel.otlp_wire, the default)
+    chenu_access_otel   chenu with CHENU_OTEL_ACCESS_LOG=otel (access line as an OTel log
+                        record only, no stdout JSON line); likewise chenu_access_stdout (the
+                        stdout line only) and chenu_access_none (neither: the span alone
+                        carries the access data): what each access-log output costs
+    floor               the OTel SDK floor for chenu's payload: chenu_otel.configure() (its
+                        providers and encoder) under bench/overhead.py's FloorMiddleware, one
+                        span, one histogram point and one access log record written with the
+                        bare OTel API, plus the SDK's LoggingHandler for the route's log line:
+                        what any SDK-based instrumentation exporting the same data pays
     native_lean         FastAPI's native telemetry, operation spans off (SDK providers + the
                         SDK's LoggingHandler for the log line)
     native              FastAPI's native telemetry, defaults
@@ -65,7 +74,7 @@ from pathlib import Path
 from typing import Any
 
 # bench/ is the script's directory, so its sibling is importable; it imports only the stdlib.
-from overhead import asgi_scope
+from overhead import FloorMiddleware, asgi_scope
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("CHENU_OTEL_CACHE", Path.home() / ".cache" / "chenu-otel"))
@@ -77,6 +86,10 @@ VARIANTS: dict[str, str] = {
     "bare": "FastAPI, no telemetry",
     "chenu": "chenu-otel (span + HTTP metrics w/ exemplars + access log)",
     "chenu_official": "chenu-otel with the official OTLP encoder",
+    "chenu_access_otel": "chenu-otel, access line as OTel log record only",
+    "chenu_access_stdout": "chenu-otel, access line on stdout only",
+    "chenu_access_none": "chenu-otel, no access line (the span carries it)",
+    "floor": "OTel SDK floor for chenu's payload (bare API calls, chenu's encoder)",
     "native_lean": "FastAPI native telemetry, operation spans off",
     "native": "FastAPI native telemetry, defaults",
     "contrib": "contrib FastAPIInstrumentor",
@@ -84,7 +97,14 @@ VARIANTS: dict[str, str] = {
     "pfi": "prometheus-fastapi-instrumentator (metrics only, no export)",
     "starlette_exporter": "starlette-exporter (metrics only, no export)",
 }
-CHENU_VARIANTS = ("chenu", "chenu_official")
+#: chenu-otel variants and the environment that makes each one.
+CHENU_VARIANTS: dict[str, dict[str, str]] = {
+    "chenu": {},
+    "chenu_official": {"CHENU_OTEL_OTLP_ENCODER": "official"},
+    "chenu_access_otel": {"CHENU_OTEL_ACCESS_LOG": "otel"},
+    "chenu_access_stdout": {"CHENU_OTEL_ACCESS_LOG": "stdout"},
+    "chenu_access_none": {"CHENU_OTEL_ACCESS_LOG": "none"},
+}
 
 
 # --- the app, in the child interpreter ------------------------------------------------------
@@ -147,6 +167,24 @@ def _chenu(app: Any, variant: str, stream: Any) -> None:
     chenu_otel.instrument_app(app)
 
 
+def _floor(app: Any) -> None:
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggingHandler
+    from structlog.stdlib import ProcessorFormatter
+
+    import chenu_otel
+
+    chenu_otel.configure(service_name="bench-floor")
+    # configure() also routes stdlib logging through chenu-otel's chain (a structlog
+    # ProcessorFormatter); the floor takes the SDK's plain handler instead.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler.formatter, ProcessorFormatter):
+            root.removeHandler(handler)
+    root.addHandler(LoggingHandler(logger_provider=_logs.get_logger_provider()))
+    app.add_middleware(FloorMiddleware)
+
+
 def build_app(variant: str) -> Any:
     """The bench app with `variant`'s telemetry (providers first: some read them at build)."""
     from fastapi import FastAPI
@@ -175,6 +213,8 @@ def build_app(variant: str) -> Any:
 
     if variant in CHENU_VARIANTS:
         _chenu(app, variant, stream)
+    elif variant == "floor":
+        _floor(app)
     elif variant == "contrib":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -367,8 +407,7 @@ def child_env(variant: str, endpoint: str) -> dict[str, str]:
             "OTEL_METRIC_EXPORT_INTERVAL": "10000",
         }
     )
-    if variant == "chenu_official":
-        env["CHENU_OTEL_OTLP_ENCODER"] = "official"
+    env.update(CHENU_VARIANTS.get(variant, {}))
     if variant != "logfire":
         # logfire registers a pydantic plugin; only its own variant may load it.
         env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
@@ -550,6 +589,13 @@ def print_table(results: dict[str, Figures], args: argparse.Namespace) -> None:
         "never reached the receiver (the SDK's bounded queues drop when export falls behind)"
     )
     lean = results.get("native_lean")
+    floor = results.get("floor")
+    if floor is not None and lean is not None:
+        print(
+            f"bound: the SDK floor for chenu's payload adds "
+            f"{(floor.cpu_us - bare.cpu_us) / (lean.cpu_us - bare.cpu_us):.2f}x the CPU "
+            "native_lean adds: an SDK-based chenu-otel cannot go below that ratio"
+        )
     for name in CHENU_VARIANTS:
         chenu = results.get(name)
         if chenu is None or lean is None:
