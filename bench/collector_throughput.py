@@ -1,14 +1,15 @@
 """Collector throughput: how many spans, log records and metric points per second chenu-otelcol
 takes with 0 refused, shipped configs against a bare pipeline on the same binary, same run.
 
-    .venv/bin/python bench/collector_throughput.py [--repeat 3] [--profile-dir DIR]
+    .venv/bin/python bench/collector_throughput.py [--repeat 3] [--items 64] [--profile-dir DIR]
 
 Set-up (loopback only, 2 cores):
-  core 1  the collector under test, pinned with `taskset -c 1`
-  core 0  the load generator (bench/loadgen, Go, pre-serialised OTLP/gRPC requests of 500 items,
-          --streams requests in flight) and its sink mode standing in for every backend (OTLP
-          gRPC and HTTP answered with success without decoding, so the backend side costs
-          little and the collector under test is what runs out of CPU)
+  core 1  the collector under test, pinned with `taskset -c 1` (for the fleet: all four of its
+          collectors together)
+  core 0  the load generator (bench/loadgen, Go, pre-serialised OTLP/gRPC requests of --items
+          items, 500 by default, --streams requests in flight) and its sink mode standing in for
+          every backend (OTLP gRPC and HTTP answered with success without decoding, so the
+          backend side costs little and the collector under test is what runs out of CPU)
 
 Configs:
   bare     bench/collector/bare.yaml: OTLP in, no processor, the base config's exporter per
@@ -17,37 +18,60 @@ Configs:
   base     collector/otelcol.yaml as shipped (disk queues in a fresh directory under the cache
            directory, on disk rather than tmpfs, fsync as configured), backends at the sink
   gateway  collector/otelcol.yaml + collector/fleet/gateway.yaml (skipped if that file is absent)
+  fleet    traces only: one agent (collector/otelcol.yaml + collector/fleet/agent.yaml) that the
+           load generator sends to, routing by trace id through its load_balancing exporter
+           (static resolver) to three gateways (as `gateway`, each its own process, ports and
+           storage directory). The four processes share core 1, the same CPU budget as every
+           other config, so its row shows what the extra hop costs per span, not scale-out: on
+           2 cores a fleet cannot show that; across machines each gateway brings its own core.
+           Its logs and metrics would be the agent alone (they go straight to the backends
+           through the base config's disk queues, the gateways carry traces only), i.e. the
+           base config plus one resource processor, so they are not run.
+           Skipped if collector/fleet/agent.yaml or gateway.yaml is absent.
   and, on request (--configs), diagnostics that split the shipped configs' cost:
   bare-disk        bare + bench/collector/bare-disk.yaml: the base config's disk queue alone
   base-nofsync     the base config with OTELCOL_STORAGE_FSYNC=false
   base-memqueue    the base config + bench/collector/memory-queue.yaml: queues in memory
   gateway-nofsync  the gateway config with OTELCOL_STORAGE_FSYNC=false
 
-Method, per signal and config, each run with a fresh collector:
+Method, per signal and config, each run with a fresh collector (or fleet):
   1. probe: the load generator sends as fast as answers come back (closed loop, --streams
      requests in flight) for --probe-seconds: the most the receiver takes in.
   2. paced: a fixed offered load, first 90 % of the probe's rate, for --seconds (with
      4 x --streams, so a latency spike does not hold back the offered load). It counts when
-     nothing was refused, the offered load was met (at least 97 % of it accepted, at most 2 %
-     of requests waited for a free stream) and the exporter's queue grew by at most 5 % of
-     what came in (a growing queue means data is taken in faster than it is sent on:
-     refusals once it is full). Otherwise the next offer is 70 % of this one after refusals,
-     else at most 85 % of it and 95 % of what was sent on; at most --attempts times. If the
-     probe itself was refused anything, it overshot a limit that builds up over time (tail
-     sampling's held traces against the memory_limiter): the search then starts at half the
-     probe's accepted rate and climbs by 50 % while the offer is sustained. The table shows
-     the highest sustained paced run (or the last one, marked NOT sustained).
-  With tail sampling (gateway traces) the paced warm-up lasts decision_wait + 2 s, so held
-  traces, memory and the sampled export are in their steady state when the window opens.
+     nothing was refused (to the load generator, nor by a gateway to the agent), the offered
+     load was met (at least 97 % of it accepted, at most 2 % of requests waited for a free
+     stream) and no exporter's queue grew by more than 5 % of what came into that process (a
+     growing queue means data is taken in faster than it is sent on: refusals once it is full).
+     The agent's load_balancing queues report no size, so for them the growth is what the
+     agent handed to them minus what the gateways' receivers accepted. Otherwise the next offer
+     is 70 % of this one after refusals, else 95 % of what was sent on, within 50-85 % of this
+     offer; at most --attempts times. If the probe itself was refused anything, it overshot a
+     limit that builds up over time (tail sampling's held traces against the memory_limiter),
+     and a fleet's probe always does (the agent's in-memory queues hide the gateways' limit
+     from it): the search then starts at half the probe's accepted rate and climbs by 50 %
+     while the offer is sustained. The table shows the highest sustained paced run (or the
+     last one, marked NOT sustained).
+  With tail sampling (gateway and fleet traces) the paced warm-up lasts decision_wait + 2 s, so
+  held traces, memory and the sampled export are in their steady state when the window opens.
 
 Figures of the paced window: accepted items/s and the ratio to bare, refused items, the
 collector's CPU time per 10k items and what that makes per CPU-second (the rate one busy core
 would reach if CPU were the only limit, which a disk queue's waits make optimistic), its RSS
 at the end and at peak (VmHWM), the largest heap seen (otelcol_process_runtime_heap_alloc_bytes,
 sampled every second) and the memory_limiter headroom: its soft limit (limit_mib -
-spike_limit_mib, where it starts refusing) minus that heap. --repeat N runs everything N times
-and adds the median and the spread. A benchmark, not a test: it never asserts. Absolute
-figures drift with the machine and whatever else runs on it; the ratios are what it is for.
+spike_limit_mib, where it starts refusing) minus that heap. For the fleet, CPU time and RSS
+(and the peaks, each process's own) are the sum over its four processes; heap and headroom
+are the process with the least headroom (each has its own memory_limiter, so the first to
+refuse is what limits the fleet); --profile-dir profiles the agent. --repeat N runs everything
+N times and adds the median and the spread. A benchmark, not a test: it never asserts.
+Absolute figures drift with the machine and whatever else runs on it; the ratios are what it
+is for.
+
+Run time: each probe and paced run starts fresh collectors, warms up and measures; with the
+defaults a paced run of gateway or fleet traces lasts ~25 s (decision_wait 10 s + 2 s warm-up,
+8 s window, starting and stopping the collectors). The fleet row adds about 1.5-2 minutes per
+--repeat: a probe and usually 3-4 paced runs (its search climbs from below).
 """
 
 from __future__ import annotations
@@ -77,6 +101,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench" / "collector"
 BASE_CONFIG = REPO_ROOT / "collector" / "otelcol.yaml"
 GATEWAY_OVERLAY = REPO_ROOT / "collector" / "fleet" / "gateway.yaml"
+AGENT_OVERLAY = REPO_ROOT / "collector" / "fleet" / "agent.yaml"
+FLEET_GATEWAYS = 3
 LOOPBACK = "127.0.0.1"
 COLLECTOR_CORE, DRIVER_CORE = "1", "0"
 SIGNALS = ("traces", "logs", "metrics")
@@ -209,11 +235,24 @@ class Sink:
 
 @dataclass(frozen=True)
 class Variant:
-    """A config under test: its files, how to point its listeners and backends, extra env."""
+    """A config under test: its files, how to point its listeners and backends, extra env.
+
+    With `gateways`, a fleet: `configs` is the agent the load generator sends to, and its traces
+    go to that many gateway processes (the gateway config, with the same extra env)."""
 
     name: str
     configs: tuple[Path, ...]
     extra_env: tuple[tuple[str, str], ...] = ()
+    gateways: int = 0
+    signals: tuple[str, ...] = SIGNALS
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every config file it needs, the gateways' included."""
+        return self.configs + (GATEWAY_CONFIGS if self.gateways else ())
+
+    def gateway(self) -> Variant:
+        return Variant(f"{self.name}-gateway", GATEWAY_CONFIGS, self.extra_env)
 
     def environment(self, ports: Ports, sink: Sink, storage: Path) -> dict[str, str]:
         if self.configs[0].parent == BENCH_DIR:
@@ -242,21 +281,21 @@ class Variant:
         return env | dict(self.extra_env)
 
 
+GATEWAY_CONFIGS = (BASE_CONFIG, GATEWAY_OVERLAY)
 VARIANTS = {
     variant.name: variant
     for variant in (
         Variant("bare", (BENCH_DIR / "bare.yaml",)),
         Variant("base", (BASE_CONFIG,)),
-        Variant("gateway", (BASE_CONFIG, GATEWAY_OVERLAY)),
+        Variant("gateway", GATEWAY_CONFIGS),
+        Variant(
+            "fleet", (BASE_CONFIG, AGENT_OVERLAY), gateways=FLEET_GATEWAYS, signals=("traces",)
+        ),
         # Diagnostics, not run by default: where the base config's cost comes from.
         Variant("bare-disk", (BENCH_DIR / "bare.yaml", BENCH_DIR / "bare-disk.yaml")),
         Variant("base-nofsync", (BASE_CONFIG,), (("OTELCOL_STORAGE_FSYNC", "false"),)),
         Variant("base-memqueue", (BASE_CONFIG, BENCH_DIR / "memory-queue.yaml")),
-        Variant(
-            "gateway-nofsync",
-            (BASE_CONFIG, GATEWAY_OVERLAY),
-            (("OTELCOL_STORAGE_FSYNC", "false"),),
-        ),
+        Variant("gateway-nofsync", GATEWAY_CONFIGS, (("OTELCOL_STORAGE_FSYNC", "false"),)),
     )
 }
 
@@ -313,7 +352,7 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Window:
-    """What one load-generator run measured, with the collector's side of the same window."""
+    """What one load-generator run measured, with the collectors' side of the same window."""
 
     offered_per_s: float
     accepted_per_s: float
@@ -323,20 +362,38 @@ class Window:
     requests: int
     seconds: float
     p99_ms: float
-    cpu_ms_per_10k: float
+    cpu_ms_per_10k: float  # summed over the processes of a fleet, as are the RSS figures
     rss_mib: float
     peak_rss_mib: float
-    max_heap_mib: float
-    queue_growth: float  # share of what came in that was still queued at the end
+    max_heap_mib: float  # of the process with the least headroom (largest if none has a limit)
+    headroom_mib: float | None
+    queue_growth: float  # largest share of a process's intake still queued at the end
     send_failed: float
     dropped_too_early: float
+    # A fleet's inside: what the gateways refused the agent (it retries), its failed hand-offs
+    # (calls, not items) and what each process's receiver accepted per second.
+    refused_inside: int = 0
+    handoff_failed: float = 0.0
+    intake_per_s: dict[str, float] = field(default_factory=dict)
 
     def sustained(self) -> bool:
         # The offer was met: hardly a request waited for a free stream, and what was accepted
         # is the offer (requests can also pile up waiting for answers without being missed).
         met = self.missed_requests <= max(1, self.requests // 50)
         met = met and self.accepted_per_s >= 0.97 * self.offered_per_s
-        return self.refused == 0 and met and self.queue_growth <= 0.05
+        refused = self.refused + self.refused_inside
+        return refused == 0 and met and self.queue_growth <= 0.05
+
+
+@dataclass(frozen=True)
+class Member:
+    """One collector process of the config under test; the first of a list takes the load."""
+
+    name: str
+    process: PinnedProcess
+    ports: Ports
+    settings: Settings
+    storage: Path
 
 
 def queue_units(samples: dict[str, float], signal_name: str) -> dict[str, float]:
@@ -352,59 +409,17 @@ def exporter_of(key: str) -> str:
     return key.split('exporter="', 1)[1].split('"', 1)[0]
 
 
-def measure(
-    loadgen: Path,
-    collector: PinnedProcess,
-    ports: Ports,
+def queue_growth(
     settings: Settings,
     signal_name: str,
-    *,
-    streams: int,
-    rate: float,
-    warmup: float,
-    seconds: float,
-    profile_to: Path | None = None,
-) -> Window:
-    argv = ["taskset", "-c", DRIVER_CORE, str(loadgen), "-endpoint", f"{LOOPBACK}:{ports.grpc}"]
-    argv += ["-signal", signal_name, "-streams", str(streams), "-rate", str(rate)]
-    argv += ["-warmup", f"{warmup}s", "-duration", f"{seconds}s"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    if '"measure_start"' not in first:
-        proc.wait()
-        sys.exit(f"load generator failed: {first}{proc.stderr.read() if proc.stderr else ''}")
-    opened = time.monotonic()
-    cpu0, before = cpu_seconds(collector.pid), scrape(ports.metrics)
-    profiler = None
-    if profile_to is not None:
-        profiler = threading.Thread(
-            target=fetch_profile, args=(ports.pprof, max(1, int(seconds) - 1), profile_to)
-        )
-        profiler.start()
-    heap = 0.0
-    while (left := opened + seconds - time.monotonic()) > 0:
-        time.sleep(min(1.0, left))
-        heap = max(heap, total(scrape(ports.metrics), "otelcol_process_runtime_heap_alloc_bytes"))
-    cpu1, after, memory = (
-        cpu_seconds(collector.pid),
-        scrape(ports.metrics),
-        memory_mib(collector.pid),
-    )
-    summary = json.loads(proc.stdout.read().strip().splitlines()[-1])
-    proc.wait()
-    if profiler is not None:
-        profiler.join()
-
-    accepted = int(summary["accepted_items"])
-    items = int(summary["items_per_request"])
-    intake = {  # what came in during the window, in each queue sizer's unit
-        "requests": accepted / items,
-        "items": float(accepted),
-        "bytes": accepted * summary["request_bytes"] / items,
-    }
+    before: dict[str, float],
+    after: dict[str, float],
+    intake: dict[str, float],
+) -> float:
+    """The largest growth of one process's exporter queues, as a share of what came in, in
+    each queue sizer's unit."""
     queued_before, queued_after = (queue_units(s, signal_name) for s in (before, after))
-    growth = max(
+    return max(
         (
             (queued_after[key] - queued_before.get(key, 0.0))
             / max(1.0, intake[settings.queue_sizer.get(exporter_of(key), "requests")])
@@ -412,7 +427,91 @@ def measure(
         ),
         default=0.0,
     )
+
+
+def measure(
+    loadgen: Path,
+    members: Sequence[Member],
+    signal_name: str,
+    *,
+    streams: int,
+    items: int,
+    rate: float,
+    warmup: float,
+    seconds: float,
+    profile_to: Path | None = None,
+) -> Window:
+    entry = members[0]
+    argv = ["taskset", "-c", DRIVER_CORE, str(loadgen)]
+    argv += ["-endpoint", f"{LOOPBACK}:{entry.ports.grpc}", "-signal", signal_name]
+    argv += ["-streams", str(streams), "-items", str(items)]
+    argv += ["-rate", str(rate), "-warmup", f"{warmup}s", "-duration", f"{seconds}s"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    if '"measure_start"' not in first:
+        proc.wait()
+        sys.exit(f"load generator failed: {first}{proc.stderr.read() if proc.stderr else ''}")
+    opened = time.monotonic()
+    pids = [member.process.pid for member in members]
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)
+    before = [scrape(member.ports.metrics) for member in members]
+    profiler = None
+    if profile_to is not None:
+        profiler = threading.Thread(
+            target=fetch_profile, args=(entry.ports.pprof, max(1, int(seconds) - 1), profile_to)
+        )
+        profiler.start()
+    heaps = [0.0] * len(members)
+    while (left := opened + seconds - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        for index, member in enumerate(members):
+            heap = total(scrape(member.ports.metrics), "otelcol_process_runtime_heap_alloc_bytes")
+            heaps[index] = max(heaps[index], heap / MIB)
+    cpu1 = sum(cpu_seconds(pid) for pid in pids)
+    after = [scrape(member.ports.metrics) for member in members]
+    memory = [memory_mib(pid) for pid in pids]
+    summary = json.loads(proc.stdout.read().strip().splitlines()[-1])
+    proc.wait()
+    if profiler is not None:
+        profiler.join()
+
     item = ITEM_METRIC[signal_name]
+
+    def delta(index: int, name: str, *label_parts: str) -> float:
+        return total(after[index], name, *label_parts) - total(before[index], name, *label_parts)
+
+    accepted = int(summary["accepted_items"])
+    bytes_per_item = summary["request_bytes"] / items
+    # What came into each process: the load generator's figure for the first one, their
+    # receivers' for the gateways behind it.
+    came_in = [float(accepted)]
+    came_in += [delta(i, f"otelcol_receiver_accepted_{item}") for i in range(1, len(members))]
+    growth = 0.0
+    for index, member in enumerate(members):
+        intake = {  # in each queue sizer's unit; a gateway's requests are the agent's batches
+            "requests": came_in[index] / items,
+            "items": came_in[index],
+            "bytes": came_in[index] * bytes_per_item,
+        }
+        growth = max(
+            growth,
+            queue_growth(member.settings, signal_name, before[index], after[index], intake),
+        )
+    if len(members) > 1:
+        # The load_balancing exporter's per-gateway queues report no size: their growth is what
+        # the agent handed to them minus what reached the gateways' receivers.
+        handed = delta(0, f"otelcol_exporter_sent_{item}", 'exporter="load_balancing"')
+        growth = max(growth, (handed - sum(came_in[1:])) / max(1.0, handed))
+    headrooms = [
+        (member.settings.soft_limit_mib - heap, heap)
+        for member, heap in zip(members, heaps, strict=True)
+        if member.settings.soft_limit_mib is not None
+    ]
+    headroom: float | None = None
+    max_heap = max(heaps)
+    if headrooms:
+        headroom, max_heap = min(headrooms)
     return Window(
         offered_per_s=rate,
         accepted_per_s=float(summary["accepted_items_per_s"]),
@@ -423,15 +522,26 @@ def measure(
         seconds=float(summary["seconds"]),
         p99_ms=float(summary["latency_p99_ms"]),
         cpu_ms_per_10k=(cpu1 - cpu0) * 1000 / max(1, accepted) * 10_000,
-        rss_mib=memory.get("VmRSS", 0.0),
-        peak_rss_mib=memory.get("VmHWM", 0.0),
-        max_heap_mib=heap / MIB,
+        rss_mib=sum(m.get("VmRSS", 0.0) for m in memory),
+        peak_rss_mib=sum(m.get("VmHWM", 0.0) for m in memory),
+        max_heap_mib=max_heap,
+        headroom_mib=headroom,
         queue_growth=growth,
-        send_failed=total(after, f"otelcol_exporter_send_failed_{item}")
-        - total(before, f"otelcol_exporter_send_failed_{item}"),
-        dropped_too_early=total(
-            after, "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early"
+        send_failed=sum(
+            delta(i, f"otelcol_exporter_send_failed_{item}") for i in range(len(members))
         ),
+        dropped_too_early=sum(
+            total(samples, "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early")
+            for samples in after
+        ),
+        refused_inside=int(
+            sum(delta(i, f"otelcol_receiver_refused_{item}") for i in range(1, len(members)))
+        ),
+        handoff_failed=delta(0, "otelcol_loadbalancer_backend_outcome", 'success="false"'),
+        intake_per_s={
+            member.name: delta(index, f"otelcol_receiver_accepted_{item}") / seconds
+            for index, member in enumerate(members)
+        },
     )
 
 
@@ -455,28 +565,58 @@ class Result:
 
     @property
     def headroom_mib(self) -> float | None:
-        if self.soft_limit_mib is None:
-            return None
-        return self.soft_limit_mib - self.paced.max_heap_mib
+        return self.paced.headroom_mib
+
+
+def start_member(
+    binary: Path,
+    variant: Variant,
+    name: str,
+    sink: Sink,
+    work: Path,
+    stem: str,
+    extra_env: dict[str, str] | None = None,
+) -> Member:
+    """One collector of `variant` on core 1 with its own ports and storage directory (`stem`
+    names it and the log in `work`), healthy."""
+    ports = Ports()
+    storage = work / f"storage-{stem}"
+    storage.mkdir()
+    env = variant.environment(ports, sink, storage) | (extra_env or {})
+    settings = resolved_settings(binary, variant, env)
+    argv = [str(binary), *config_args(variant.configs)]
+    process = PinnedProcess(argv, env, COLLECTOR_CORE, work / f"{stem}.log")
+    process.start(f"http://{LOOPBACK}:{ports.health}/")
+    return Member(name, process, ports, settings, storage)
 
 
 @contextmanager
 def running(
     binary: Path, variant: Variant, sink: Sink, work: Path, tag: str
-) -> Iterator[tuple[PinnedProcess, Ports, Settings]]:
-    ports = Ports()
-    storage = work / f"storage-{tag}"
-    storage.mkdir()
-    env = variant.environment(ports, sink, storage)
-    settings = resolved_settings(binary, variant, env)
-    argv = [str(binary), *config_args(variant.configs)]
-    collector = PinnedProcess(argv, env, COLLECTOR_CORE, work / f"{tag}.log")
-    collector.start(f"http://{LOOPBACK}:{ports.health}/")
+) -> Iterator[list[Member]]:
+    """The config's collectors, the one the load generator sends to first: a single collector,
+    or a fleet's agent followed by its gateways (started first, stopped last, so the agent's
+    ring finds them up and its queues drain into them on shutdown)."""
+    gateways: list[Member] = []
+    members: list[Member] = []
     try:
-        yield collector, ports, settings
+        for index in range(variant.gateways):
+            name = f"gateway-{index}"
+            gateways.append(
+                start_member(binary, variant.gateway(), name, sink, work, f"{tag}-{name}")
+            )
+        if gateways:
+            endpoints = ",".join(f"{LOOPBACK}:{gateway.ports.grpc}" for gateway in gateways)
+            extra = {"OTELCOL_GATEWAY_ENDPOINTS": endpoints}
+            agent = start_member(binary, variant, "agent", sink, work, f"{tag}-agent", extra)
+        else:
+            agent = start_member(binary, variant, variant.name, sink, work, tag)
+        members = [agent, *gateways]
+        yield members
     finally:
-        collector.stop()
-        shutil.rmtree(storage, ignore_errors=True)
+        for member in members or gateways:
+            member.process.stop()
+            shutil.rmtree(member.storage, ignore_errors=True)
 
 
 def run_one(
@@ -489,21 +629,22 @@ def run_one(
     args: argparse.Namespace,
     tag: str,
 ) -> Result:
-    with running(binary, variant, sink, work, tag) as (collector, ports, settings):
+    with running(binary, variant, sink, work, tag) as members:
         probe = measure(
             loadgen,
-            collector,
-            ports,
-            settings,
+            members,
             signal_name,
             rate=0,
             warmup=2,
             seconds=args.probe_seconds,
             streams=args.streams,
+            items=args.items,
         )
     # A probe that was refused anything (memory_limiter, full queue) overshot a limit that
     # builds up over time, e.g. tail sampling's held traces: search upwards from well below.
-    climbing = probe.refused > 0
+    # A fleet's probe cannot see that limit: the agent's in-memory queues (32 MiB per gateway)
+    # take in far more than the gateways sustain before anything is refused.
+    climbing = probe.refused > 0 or probe.refused_inside > 0 or variant.gateways > 0
     rate = (0.5 if climbing else 0.9) * probe.accepted_per_s
     rate = max(rate, 1000.0)  # a rate of 0 would mean unpaced
     profile = None
@@ -512,16 +653,14 @@ def run_one(
     best: Window | None = None
     for attempt in range(1, args.attempts + 1):
         # A fresh collector each time: no backlog, held traces or memory pressure carried over.
-        paced_tag = f"{tag}-paced{attempt}"
-        with running(binary, variant, sink, work, paced_tag) as (collector, ports, settings):
+        with running(binary, variant, sink, work, f"{tag}-paced{attempt}") as members:
             warmup = 2.0
-            if signal_name == "traces" and settings.decision_wait_s is not None:
-                warmup += settings.decision_wait_s  # tail sampling's memory at steady state
+            waits = [m.settings.decision_wait_s or 0.0 for m in members]
+            if signal_name == "traces":
+                warmup += max(waits)  # tail sampling's memory at steady state
             paced = measure(
                 loadgen,
-                collector,
-                ports,
-                settings,
+                members,
                 signal_name,
                 rate=rate,
                 warmup=warmup,
@@ -529,11 +668,19 @@ def run_one(
                 profile_to=profile if attempt == 1 else None,
                 # Spare streams: a latency spike must not turn into a missed request.
                 streams=4 * args.streams,
+                items=args.items,
             )
+        inside = ""
+        if len(paced.intake_per_s) > 1:
+            shares = list(paced.intake_per_s.values())[1:]
+            inside = ", gateways took " + "/".join(
+                f"{share / max(1.0, sum(shares)):.0%}" for share in shares
+            )
+            inside += f" ({paced.refused_inside} refused)"
         print(
             f"    paced {rate:10,.0f}/s offered: {paced.accepted_per_s:10,.0f}/s accepted, "
             f"{paced.refused} refused, {paced.missed_requests} missed, queue "
-            f"{paced.queue_growth:+.0%} of intake",
+            f"{paced.queue_growth:+.0%} of intake{inside}",
             flush=True,
         )
         if paced.sustained():
@@ -543,13 +690,14 @@ def run_one(
             rate *= 1.5
         elif best is not None:
             break  # climbing, and this step was one too far
-        elif paced.refused:
+        elif paced.refused or paced.refused_inside:
             rate *= 0.7
-        else:  # below what was taken and what left the queue, at most 85 % of this offer
-            drained = paced.accepted_per_s * (1 - max(0.0, paced.queue_growth))
-            rate = min(0.85 * rate, 0.95 * drained)
+        else:  # below what was taken and what left the queue, 50-85 % of this offer
+            drained = paced.accepted_per_s * (1 - min(1.0, max(0.0, paced.queue_growth)))
+            rate = max(0.5 * rate, min(0.85 * rate, 0.95 * drained))
     chosen = best if best is not None else paced
-    return Result(signal_name, variant.name, probe, chosen, attempt, settings.soft_limit_mib)
+    soft_limit = members[0].settings.soft_limit_mib
+    return Result(signal_name, variant.name, probe, chosen, attempt, soft_limit)
 
 
 def items_per_cpu_second(window: Window) -> float:
@@ -578,11 +726,25 @@ def table(results: Sequence[Result]) -> str:
             notes.append(f"send failed {w.send_failed:.0f}")
         if w.dropped_too_early:
             notes.append(f"tail_sampling dropped too early {w.dropped_too_early:.0f} traces")
+        if w.refused_inside:
+            notes.append(f"gateways refused the agent {w.refused_inside}")
+        if w.handoff_failed:
+            notes.append(f"{w.handoff_failed:.0f} failed calls to gateways")
+        idle = [name for name, rate in list(w.intake_per_s.items())[1:] if not rate]
+        if idle:
+            notes.append(f"nothing reached {', '.join(idle)}")
         lines.append(
             f"{r.signal:8} {r.variant:15} {w.accepted_per_s:11,.0f} {ratio:6.2f} {w.refused:7d} "
             f"{w.cpu_ms_per_10k:10.1f} {capacity:10,.0f} {cpu_ratio:6.2f} {w.rss_mib:7.0f} "
             f"{w.peak_rss_mib:8.0f} {w.max_heap_mib:8.0f} {headroom:>8} "
             f"{r.probe.accepted_per_s:9,.0f} {w.p99_ms:7.1f} {r.attempts:5d} {'; '.join(notes)}"
+        )
+    fleets = {r.variant for r in results if len(r.paced.intake_per_s) > 1}
+    for name in sorted(fleets):
+        lines.append(
+            f"{name}: agent + {VARIANTS[name].gateways} gateways sharing core {COLLECTOR_CORE}; "
+            "CPU, per CPU-s, RSS and peak RSS summed over the processes, heap and headroom "
+            "of the process with the least headroom"
         )
     return "\n".join(lines)
 
@@ -635,7 +797,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--signals", default=",".join(SIGNALS))
     parser.add_argument(
-        "--configs", default="bare,base,gateway", help=f"any of {', '.join(VARIANTS)}"
+        "--configs", default="bare,base,gateway,fleet", help=f"any of {', '.join(VARIANTS)}"
+    )
+    parser.add_argument(
+        "--items", type=int, default=500, help="items per request (the Python SDK sends 64)"
     )
     parser.add_argument("--streams", type=int, default=8, help="requests in flight")
     parser.add_argument("--probe-seconds", type=float, default=5)
@@ -652,12 +817,17 @@ def main() -> None:
     binary = built(REPO_ROOT / "scripts" / "build-collector")
     loadgen = built(REPO_ROOT / "bench" / "loadgen" / "build")
     chosen = [VARIANTS[name] for name in args.configs.split(",")]
-    if not GATEWAY_OVERLAY.exists():
-        print(f"{GATEWAY_OVERLAY.relative_to(REPO_ROOT)} not found: gateway left out")
-        chosen = [v for v in chosen if v.name != "gateway"]
+    for variant in list(chosen):
+        missing = [path for path in variant.files if not path.exists()]
+        if missing:
+            print(f"{missing[0].relative_to(REPO_ROOT)} not found: {variant.name} left out")
+            chosen.remove(variant)
     if args.profile_dir:
         Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
     signals = args.signals.split(",")
+    for variant in chosen:
+        if skipped := [name for name in signals if name not in variant.signals]:
+            print(f"{variant.name} runs {', '.join(variant.signals)} only: no {', '.join(skipped)}")
 
     runs: list[list[Result]] = []
     xdg_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -675,7 +845,7 @@ def main() -> None:
             for run in range(1, args.repeat + 1):
                 results = []
                 for signal_name in signals:
-                    for variant in chosen:
+                    for variant in [v for v in chosen if signal_name in v.signals]:
                         tag = f"r{run}-{signal_name}-{variant.name}"
                         result = run_one(
                             binary, loadgen, variant, signal_name, sink, work, args, tag
@@ -691,7 +861,7 @@ def main() -> None:
                 runs.append(results)
                 print(
                     f"\nrun {run} of {args.repeat}, collector pinned to core {COLLECTOR_CORE}, "
-                    f"{args.streams} streams, 500 items per request"
+                    f"{args.streams} streams, {args.items} items per request"
                 )
                 print(table(results), flush=True)
         finally:
