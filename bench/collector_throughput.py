@@ -22,8 +22,10 @@ Configs:
            load generator sends to, routing by trace id through its load_balancing exporter
            (static resolver) to three gateways (as `gateway`, each its own process, ports and
            storage directory). The four processes share core 1, the same CPU budget as every
-           other config, so its row shows what the extra hop costs per span, not scale-out: on
-           2 cores a fleet cannot show that; across machines each gateway brings its own core.
+           other config, so its CPU per 10k spans against the gateway's is what the extra hop
+           costs; it shows no scale-out: on 2 cores a fleet cannot, across machines each gateway
+           brings its own core. Its spans/s can still beat one gateway's, whose limit is partly
+           the fsync of kept traces (I/O waits, not CPU), which three gateways do side by side.
            Its logs and metrics would be the agent alone (they go straight to the backends
            through the base config's disk queues, the gateways carry traces only), i.e. the
            base config plus one resource processor, so they are not run.
