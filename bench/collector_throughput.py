@@ -51,9 +51,10 @@ Method, per signal and config, each run with a fresh collector (or fleet):
      offer; at most --attempts times. If the probe itself was refused anything, it overshot a
      limit that builds up over time (tail sampling's held traces against the memory_limiter),
      and a fleet's probe always does (the agent's in-memory queues hide the gateways' limit
-     from it): the search then starts at half the probe's accepted rate and climbs by 50 %
-     while the offer is sustained. The table shows the highest sustained paced run (or the
-     last one, marked NOT sustained).
+     from it): the search then starts at half the probe's accepted rate (at least 1,000/s),
+     doubles the offer while it is sustained, then tries once halfway (geometrically) between
+     the last sustained offer and the first that was not; it may take twice --attempts runs.
+     The table shows the highest sustained paced run (or the last one, marked NOT sustained).
   With tail sampling (gateway and fleet traces) the paced warm-up lasts decision_wait + 2 s, so
   held traces, memory and the sampled export are in their steady state when the window opens.
 
@@ -80,6 +81,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -653,7 +655,8 @@ def run_one(
     if args.profile_dir is not None:
         profile = Path(args.profile_dir) / f"{variant.name}-{signal_name}.pb.gz"
     best: Window | None = None
-    for attempt in range(1, args.attempts + 1):
+    ceiling: float | None = None  # climbing: the lowest offer that was not sustained
+    for attempt in range(1, args.attempts * (2 if climbing else 1) + 1):
         # A fresh collector each time: no backlog, held traces or memory pressure carried over.
         with running(binary, variant, sink, work, f"{tag}-paced{attempt}") as members:
             warmup = 2.0
@@ -687,11 +690,14 @@ def run_one(
         )
         if paced.sustained():
             best = paced
-            if not climbing:
+            if not climbing or ceiling is not None:
                 break
-            rate *= 1.5
-        elif best is not None:
-            break  # climbing, and this step was one too far
+            rate *= 2
+        elif best is not None:  # climbing, and this step was too far: once between the two
+            if ceiling is not None:
+                break
+            ceiling = rate
+            rate = math.sqrt(best.offered_per_s * ceiling)
         elif paced.refused or paced.refused_inside:
             rate *= 0.7
         else:  # below what was taken and what left the queue, 50-85 % of this offer

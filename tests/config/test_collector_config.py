@@ -21,6 +21,7 @@ from tests.collector_fixtures import (
 pytestmark = pytest.mark.slow
 
 OVERLAYS = sorted(OVERLAY_DIR.glob("*.yaml"))
+FLEET_ROLES = sorted((BASE_CONFIG.parent / "fleet").glob("*.yaml"))
 BROKEN_OVERLAY = Path(__file__).with_name("collector-broken-overlay.yaml")
 
 # What collector/manifest.yaml promises, under the type names the binary registers.
@@ -28,6 +29,7 @@ EXPECTED_COMPONENTS = {
     "receivers": {"otlp"},
     "processors": {
         "memory_limiter",
+        "batch",
         "resource",
         "attributes",
         "transform",
@@ -167,20 +169,18 @@ def component_type(component_id: str) -> str:
 
 
 def batching_violations(config: dict[str, Any], where: str) -> list[str]:
-    """What breaks the durable ack path in one config: a batch processor defined or used (it
-    acknowledges data held only in memory), or a disk queue that does not batch in the exporter."""
-    problems = [
-        f"{where}: processor {pid} is a batch processor"
-        for pid in config.get("processors") or {}
-        if component_type(pid) == "batch"
-    ]
+    """What breaks the durable ack path in one config: a batch processor anywhere but right
+    after tail_sampling (anywhere else it acknowledges data held only in memory; after
+    tail_sampling it holds kept traces that were only in memory already), or a disk queue that
+    does not batch in the exporter."""
+    problems = []
     pipelines = (config.get("service") or {}).get("pipelines") or {}
     for name, pipeline in pipelines.items():
-        problems += [
-            f"{where}: pipeline {name} runs {pid}"
-            for pid in (pipeline or {}).get("processors") or []
-            if component_type(pid) == "batch"
-        ]
+        processors = (pipeline or {}).get("processors") or []
+        for index, pid in enumerate(processors):
+            after_sampling = index > 0 and component_type(processors[index - 1]) == "tail_sampling"
+            if component_type(pid) == "batch" and not after_sampling:
+                problems.append(f"{where}: pipeline {name} runs {pid} ahead of a durable ack")
     for eid, exporter in (config.get("exporters") or {}).items():
         queue = (exporter or {}).get("sending_queue") or {}
         if queue.get("storage") and not queue.get("batch"):
@@ -188,12 +188,28 @@ def batching_violations(config: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("config_file", [BASE_CONFIG, *OVERLAYS], ids=lambda p: p.stem)
+def test_batching_violations_names_a_batch_ahead_of_the_ack() -> None:
+    """The rule itself: a batch processor after the receiver is named, the same processor
+    right after tail_sampling is not."""
+    pipelines = {
+        "traces": {"processors": ["memory_limiter", "batch"]},
+        "traces/sampling": {"processors": ["tail_sampling", "batch/kept"]},
+    }
+    config = {"service": {"pipelines": pipelines}}
+    assert batching_violations(config, "t") == [
+        "t: pipeline traces runs batch ahead of a durable ack"
+    ]
+
+
+@pytest.mark.parametrize(
+    "config_file", [BASE_CONFIG, *OVERLAYS, *FLEET_ROLES], ids=lambda p: p.stem
+)
 def test_no_batch_processor_and_every_disk_queue_batches_in_the_exporter(
     config_file: Path,
 ) -> None:
-    """Each file as written: no batch processor anywhere, and every exporter that queues on
-    file_storage batches inside its sending_queue, so the receiver acks only data on disk."""
+    """Each file as written: no batch processor ahead of a durable ack, and every exporter that
+    queues on file_storage batches inside its sending_queue, so the receiver acks only data on
+    disk."""
     config = yaml.safe_load(config_file.read_text())
     assert batching_violations(config, config_file.name) == []
 

@@ -201,6 +201,14 @@ def test_gateway_queues_kept_traces_on_disk(collector_binary: Path) -> None:
     queue = config["exporters"]["otlp_grpc/jaeger"]["sending_queue"]
     assert queue["storage"] == "file_storage"
     assert queue["batch"]["flush_timeout"] > 0
+    # tail_sampling releases one trace at a time: batched before the disk queue, which pays one
+    # fsync'd write per request; nothing batches ahead of the receiver's ack.
+    assert config["service"]["pipelines"]["traces/sampling"]["processors"] == [
+        "tail_sampling",
+        "batch/kept",
+    ]
+    assert "batch/kept" not in config["service"]["pipelines"]["traces"]["processors"]
+    assert config["processors"]["batch/kept"]["timeout"] == 1_000_000_000
     assert config["exporters"]["otlp_grpc/jaeger"]["retry_on_failure"]["max_elapsed_time"] == 0
 
 
