@@ -7,9 +7,11 @@ Set-up (loopback only, 2 cores):
   core 1  the collector under test, pinned with `taskset -c 1` (for the fleet: all four of its
           collectors together)
   core 0  the load generator (bench/loadgen, Go, pre-serialised OTLP/gRPC requests of --items
-          items, 500 by default, --streams requests in flight) and its sink mode standing in for
-          every backend (OTLP gRPC and HTTP answered with success without decoding, so the
-          backend side costs little and the collector under test is what runs out of CPU)
+          items, 500 by default, one-span traces with fresh trace ids in every request so a
+          gateway holds each for decision_wait, --streams requests in flight) and its sink
+          mode standing in for every backend (OTLP gRPC and HTTP answered with success without
+          decoding, so the backend side costs little and the collector under test is what
+          runs out of CPU)
 
 Configs:
   bare     bench/collector/bare.yaml: OTLP in, no processor, the base config's exporter per
@@ -35,6 +37,8 @@ Configs:
   base-nofsync     the base config with OTELCOL_STORAGE_FSYNC=false
   base-memqueue    the base config + bench/collector/memory-queue.yaml: queues in memory
   gateway-nofsync  the gateway config with OTELCOL_STORAGE_FSYNC=false
+  gateway-k8s-memory  the gateway with the memory deploy/kubernetes gives it
+                   (OTELCOL_MEMORY_LIMIT_MIB=1600, GOMEMLIMIT=1600MiB)
 
 Method, per signal and config, each run with a fresh collector (or fleet):
   1. probe: the load generator sends as fast as answers come back (closed loop, --streams
@@ -300,6 +304,13 @@ VARIANTS = {
         Variant("base-nofsync", (BASE_CONFIG,), (("OTELCOL_STORAGE_FSYNC", "false"),)),
         Variant("base-memqueue", (BASE_CONFIG, BENCH_DIR / "memory-queue.yaml")),
         Variant("gateway-nofsync", GATEWAY_CONFIGS, (("OTELCOL_STORAGE_FSYNC", "false"),)),
+        # The gateway's memory as deploy/kubernetes sets it (its buffer of held traces grows
+        # with decision_wait x spans/s, so the default 400 MiB caps a gateway first).
+        Variant(
+            "gateway-k8s-memory",
+            GATEWAY_CONFIGS,
+            (("OTELCOL_MEMORY_LIMIT_MIB", "1600"), ("GOMEMLIMIT", "1600MiB")),
+        ),
     )
 }
 

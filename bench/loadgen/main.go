@@ -4,7 +4,9 @@
 // It builds a few distinct export requests once with pdata (traces: server spans with eight
 // HTTP attributes; logs: access records with a string body; metrics: histogram, sum and gauge
 // data points), serialises them once, and then only sends bytes, so its own cost per item stays
-// far below the collector's. N streams send concurrently (each waits for its answer, like an
+// far below the collector's. Traces get fresh trace ids in every request (request number XORed
+// into each id of a copy): repeated ids would be answered by a tail-sampling gateway's decision
+// cache instead of being held for decision_wait like real traffic. N streams send concurrently (each waits for its answer, like an
 // SDK exporter); with -rate the requests are paced to that many items per second in total.
 //
 // `loadgen sink -grpc-port P -http-port Q` instead serves as the backend: see sink.go.
@@ -156,6 +158,17 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	// Traces: where each payload's trace ids are, so every request sends fresh ones.
+	var traceIDs [][]int
+	if o.signal == "traces" {
+		for _, body := range payloads {
+			offsets, err := traceIDOffsets(body)
+			if err != nil {
+				return err
+			}
+			traceIDs = append(traceIDs, offsets)
+		}
+	}
 	conn, err := grpc.NewClient(o.endpoint,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
@@ -197,7 +210,7 @@ func run(o options) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var answer []byte
+			var answer, stamped []byte
 			for n := s; ; n += o.streams {
 				if tokens != nil {
 					select {
@@ -209,6 +222,10 @@ func run(o options) error {
 					return
 				}
 				body := payloads[n%len(payloads)]
+				if traceIDs != nil {
+					stamped = stampTraceIDs(stamped, body, traceIDs[n%len(payloads)], uint64(n))
+					body = stamped
+				}
 				callCtx, callCancel := context.WithTimeout(ctx, o.timeout)
 				started := time.Now()
 				err := conn.Invoke(callCtx, method, &body, &answer)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -120,6 +122,43 @@ func buildPayloads(signal string, items, distinct int, r *rand.Rand) ([][]byte, 
 		payloads = append(payloads, body)
 	}
 	return payloads, nil
+}
+
+// traceIDOffsets returns where the trace id of every span sits in a serialised traces request.
+func traceIDOffsets(body []byte) ([]int, error) {
+	request := ptraceotlp.NewExportRequest()
+	if err := request.UnmarshalProto(body); err != nil {
+		return nil, fmt.Errorf("read back traces request: %w", err)
+	}
+	var offsets []int
+	resourceSpans := request.Traces().ResourceSpans()
+	for i := range resourceSpans.Len() {
+		scopeSpans := resourceSpans.At(i).ScopeSpans()
+		for j := range scopeSpans.Len() {
+			spans := scopeSpans.At(j).Spans()
+			for k := range spans.Len() {
+				id := spans.At(k).TraceID()
+				offset := bytes.Index(body, id[:])
+				if offset < 0 {
+					return nil, fmt.Errorf("trace id %x not found in its serialised request", id)
+				}
+				offsets = append(offsets, offset)
+			}
+		}
+	}
+	return offsets, nil
+}
+
+// stampTraceIDs copies payload into buf and XORs request number n into the first eight bytes of
+// every trace id, so that no trace id comes back in a later request: a tail-sampling gateway then
+// holds every trace for its decision_wait, as with real traffic, instead of answering repeats of
+// the few pre-built requests from its decision cache.
+func stampTraceIDs(buf, payload []byte, offsets []int, n uint64) []byte {
+	buf = append(buf[:0], payload...)
+	for _, offset := range offsets {
+		binary.LittleEndian.PutUint64(buf[offset:], binary.LittleEndian.Uint64(payload[offset:])^n)
+	}
+	return buf
 }
 
 // buildTraces: server spans with the eight attributes an HTTP server instrumentation sets.
