@@ -6,7 +6,7 @@ logfire registers pytest and pydantic plugins — never reach the project's .ven
 
     apt-get install -y wrk                       # the load generator (Debian)
     python3 bench/peers.py --setup               # venv + pip install -c constraints '.[bench]'
-    python3 bench/peers.py                       # the whole table (about 15 minutes on 2 cores)
+    python3 bench/peers.py                       # the whole table (about 12 minutes on 2 cores)
     python3 bench/peers.py --profile chenu       # per-component profile of one variant
 
 The app: one FastAPI route whose handler writes one structured log line through stdlib
