@@ -37,6 +37,8 @@ Configs:
   base-nofsync     the base config with OTELCOL_STORAGE_FSYNC=false
   base-memqueue    the base config + bench/collector/memory-queue.yaml: queues in memory
   gateway-nofsync  the gateway config with OTELCOL_STORAGE_FSYNC=false
+  gateway-unbatched  the gateway + bench/collector/gateway-unbatched.yaml: without batch/kept,
+                   each kept trace is its own disk-queue write
   gateway-k8s-memory  the gateway with the memory deploy/kubernetes gives it
                    (OTELCOL_MEMORY_LIMIT_MIB=1600, GOMEMLIMIT=1600MiB)
 
@@ -45,7 +47,8 @@ Method, per signal and config, each run with a fresh collector (or fleet):
      requests in flight) for --probe-seconds: the most the receiver takes in.
   2. paced: a fixed offered load, first 90 % of the probe's rate, for --seconds (with
      4 x --streams, so a latency spike does not hold back the offered load). It counts when
-     nothing was refused (to the load generator, nor by a gateway to the agent), the offered
+     nothing was refused (to the load generator, nor by a gateway to the agent) and no trace
+     was evicted from tail_sampling before its verdict (num_traces full: lost), the offered
      load was met (at least 97 % of it accepted, at most 2 % of requests waited for a free
      stream) and no exporter's queue grew by more than 5 % of what came into that process (a
      growing queue means data is taken in faster than it is sent on: refusals once it is full).
@@ -53,9 +56,10 @@ Method, per signal and config, each run with a fresh collector (or fleet):
      agent handed to them minus what the gateways' receivers accepted. Otherwise the next offer
      is 70 % of this one after refusals, else 95 % of what was sent on, within 50-85 % of this
      offer; at most --attempts times. If the probe itself was refused anything, it overshot a
-     limit that builds up over time (tail sampling's held traces against the memory_limiter),
-     and a fleet's probe always does (the agent's in-memory queues hide the gateways' limit
-     from it): the search then starts at half the probe's accepted rate (at least 1,000/s),
+     limit that builds up over time; with tail sampling (gateway and fleet traces) the probe
+     is shorter than decision_wait and cannot see its limits at all (held traces against the
+     memory_limiter and num_traces; in a fleet the agent's in-memory queues also hide the
+     gateways' limit): the search then starts at half the probe's accepted rate (at least 1,000/s),
      doubles the offer while it is sustained, then tries once halfway (geometrically) between
      the last sustained offer and the first that was not; it may take twice --attempts runs.
      The table shows the highest sustained paced run (or the last one, marked NOT sustained).
@@ -304,6 +308,7 @@ VARIANTS = {
         Variant("base-nofsync", (BASE_CONFIG,), (("OTELCOL_STORAGE_FSYNC", "false"),)),
         Variant("base-memqueue", (BASE_CONFIG, BENCH_DIR / "memory-queue.yaml")),
         Variant("gateway-nofsync", GATEWAY_CONFIGS, (("OTELCOL_STORAGE_FSYNC", "false"),)),
+        Variant("gateway-unbatched", (*GATEWAY_CONFIGS, BENCH_DIR / "gateway-unbatched.yaml")),
         # The gateway's memory as deploy/kubernetes sets it (its buffer of held traces grows
         # with decision_wait x spans/s, so the default 400 MiB caps a gateway first).
         Variant(
@@ -396,8 +401,10 @@ class Window:
         # is the offer (requests can also pile up waiting for answers without being missed).
         met = self.missed_requests <= max(1, self.requests // 50)
         met = met and self.accepted_per_s >= 0.97 * self.offered_per_s
+        # Traces tail_sampling evicted before their verdict (num_traces full) are lost silently.
         refused = self.refused + self.refused_inside
-        return refused == 0 and met and self.queue_growth <= 0.05
+        lost = self.dropped_too_early > 0
+        return refused == 0 and not lost and met and self.queue_growth <= 0.05
 
 
 @dataclass(frozen=True)
@@ -546,8 +553,8 @@ def measure(
             delta(i, f"otelcol_exporter_send_failed_{item}") for i in range(len(members))
         ),
         dropped_too_early=sum(
-            total(samples, "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early")
-            for samples in after
+            delta(i, "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early")
+            for i in range(len(members))
         ),
         refused_inside=int(
             sum(delta(i, f"otelcol_receiver_refused_{item}") for i in range(1, len(members)))
@@ -645,6 +652,7 @@ def run_one(
     tag: str,
 ) -> Result:
     with running(binary, variant, sink, work, tag) as members:
+        sampling = signal_name == "traces" and any(m.settings.decision_wait_s for m in members)
         probe = measure(
             loadgen,
             members,
@@ -657,9 +665,10 @@ def run_one(
         )
     # A probe that was refused anything (memory_limiter, full queue) overshot a limit that
     # builds up over time, e.g. tail sampling's held traces: search upwards from well below.
-    # A fleet's probe cannot see that limit: the agent's in-memory queues (32 MiB per gateway)
-    # take in far more than the gateways sustain before anything is refused.
-    climbing = probe.refused > 0 or probe.refused_inside > 0 or variant.gateways > 0
+    # Nor can a probe shorter than decision_wait see tail_sampling's limits (memory, num_traces),
+    # and a fleet's agent's in-memory queues (32 MiB per gateway) take in far more than the
+    # gateways sustain before anything is refused: with tail sampling, always climb.
+    climbing = probe.refused > 0 or probe.refused_inside > 0 or sampling
     rate = (0.5 if climbing else 0.9) * probe.accepted_per_s
     rate = max(rate, 1000.0)  # a rate of 0 would mean unpaced
     profile = None
