@@ -26,8 +26,9 @@ Configs:
            storage directory). The four processes share core 1, the same CPU budget as every
            other config, so its CPU per 10k spans against the gateway's is what the extra hop
            costs; it shows no scale-out: on 2 cores a fleet cannot, across machines each gateway
-           brings its own core. Its spans/s can still beat one gateway's, whose limit is partly
-           the fsync of kept traces (I/O waits, not CPU), which three gateways do side by side.
+           brings its own core. Its spans/s can still beat one gateway's: a gateway is bound by
+           the traces it holds for decision_wait (memory, num_traces), and three hold three times
+           as many.
            Its logs and metrics would be the agent alone (they go straight to the backends
            through the base config's disk queues, the gateways carry traces only), i.e. the
            base config plus one resource processor, so they are not run.
@@ -583,11 +584,6 @@ class Result:
     probe: Window
     paced: Window
     attempts: int
-    soft_limit_mib: float | None
-
-    @property
-    def headroom_mib(self) -> float | None:
-        return self.paced.headroom_mib
 
 
 def start_member(
@@ -724,8 +720,7 @@ def run_one(
             drained = paced.accepted_per_s * (1 - min(1.0, max(0.0, paced.queue_growth)))
             rate = max(0.5 * rate, min(0.85 * rate, 0.95 * drained))
     chosen = best if best is not None else paced
-    soft_limit = members[0].settings.soft_limit_mib
-    return Result(signal_name, variant.name, probe, chosen, attempt, soft_limit)
+    return Result(signal_name, variant.name, probe, chosen, attempt)
 
 
 def items_per_cpu_second(window: Window) -> float:
@@ -746,7 +741,7 @@ def table(results: Sequence[Result]) -> str:
         ratio = w.accepted_per_s / floor.accepted_per_s if floor else float("nan")
         capacity = items_per_cpu_second(w)
         cpu_ratio = capacity / items_per_cpu_second(floor) if floor else float("nan")
-        headroom = "-" if r.headroom_mib is None else f"{r.headroom_mib:.0f}"
+        headroom = "-" if w.headroom_mib is None else f"{w.headroom_mib:.0f}"
         notes = []
         if not w.sustained():
             notes.append(f"NOT sustained (queue {w.queue_growth:+.0%}, missed {w.missed_requests})")
@@ -902,7 +897,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(
             json.dumps(
-                [[asdict(r) | {"headroom_mib": r.headroom_mib} for r in run] for run in runs],
+                [[asdict(r) for r in run] for run in runs],
                 indent=1,
             )
         )

@@ -62,6 +62,7 @@ __all__ = [
 COLLECTOR_DIR = REPO_ROOT / "collector"
 BASE_CONFIG = COLLECTOR_DIR / "otelcol.yaml"
 OVERLAY_DIR = COLLECTOR_DIR / "overlays"
+FLEET_DIR = COLLECTOR_DIR / "fleet"  # the agent and gateway roles
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-collector"
 DOWNSTREAM_CONFIG = REPO_ROOT / "tests" / "e2e" / "downstream-collector.yaml"
 

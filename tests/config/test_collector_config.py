@@ -12,6 +12,7 @@ import yaml  # type: ignore[import-untyped]
 
 from tests.collector_fixtures import (
     BASE_CONFIG,
+    FLEET_DIR,
     OVERLAY_DIR,
     build_collector,
     config_args,
@@ -21,7 +22,7 @@ from tests.collector_fixtures import (
 pytestmark = pytest.mark.slow
 
 OVERLAYS = sorted(OVERLAY_DIR.glob("*.yaml"))
-FLEET_ROLES = sorted((BASE_CONFIG.parent / "fleet").glob("*.yaml"))
+FLEET_ROLES = sorted(FLEET_DIR.glob("*.yaml"))
 BROKEN_OVERLAY = Path(__file__).with_name("collector-broken-overlay.yaml")
 
 # What collector/manifest.yaml promises, under the type names the binary registers.

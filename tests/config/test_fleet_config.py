@@ -16,6 +16,7 @@ import yaml  # type: ignore[import-untyped]
 from tests.collector_fixtures import (
     BASE_CONFIG,
     COLLECTOR_DIR,
+    FLEET_DIR,
     OVERLAY_DIR,
     build_collector,
     config_args,
@@ -24,7 +25,6 @@ from tests.collector_fixtures import (
 
 pytestmark = pytest.mark.slow
 
-FLEET_DIR = COLLECTOR_DIR / "fleet"
 AGENT = FLEET_DIR / "agent.yaml"
 GATEWAY = FLEET_DIR / "gateway.yaml"
 AGENT_K8S = FLEET_DIR / "agent-kubernetes.yaml"
