@@ -119,10 +119,10 @@ def sender_env(endpoint: str, protocol: str) -> dict[str, str]:
     return env
 
 
-def run_burst(env: dict[str, str], marker: str, service: str, canary: str) -> dict[str, Any]:
-    """Run the sender's burst in a fresh interpreter; returns its JSON summary."""
+def run_script(script: Path, args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a test helper script in a fresh interpreter; returns the JSON summary it prints last."""
     result = subprocess.run(
-        [sys.executable, str(SENDER), "burst", marker, service, canary],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,6 +130,13 @@ def run_burst(env: dict[str, str], marker: str, service: str, canary: str) -> di
         cwd=REPO_ROOT,
         check=False,
     )
-    assert result.returncode == 0, f"sender failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{script.name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    )
     summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return summary
+
+
+def run_burst(env: dict[str, str], marker: str, service: str, canary: str) -> dict[str, Any]:
+    """Run the sender's burst in a fresh interpreter; returns its JSON summary."""
+    return run_script(SENDER, ["burst", marker, service, canary], env)

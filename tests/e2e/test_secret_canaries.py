@@ -20,8 +20,6 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from tests.collector_fixtures import (
     CollectorProcess,
     DownstreamCollector,
     OtlpData,
+    run_script,
     sender_env,
 )
 from tests.e2e.otlp_payloads import (
@@ -89,17 +88,7 @@ def app_export() -> Iterator[AppExport]:
     canaries = new_canaries()
     with OtlpSink() as sink:
         env = sender_env(sink.grpc_endpoint, "grpc")
-        result = subprocess.run(
-            [sys.executable, str(APP), json.dumps(canaries)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-            cwd=REPO_ROOT,
-            check=False,
-        )
-        assert result.returncode == 0, f"canary app failed:\n{result.stderr[-4000:]}"
-        summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        summary = run_script(APP, [json.dumps(canaries)], env)
         assert summary["flushed"], summary
         sink.wait_for(lambda s: s.spans() and s.logs() and s.metrics(), timeout=15)
         yield AppExport(canaries, sink, summary)
