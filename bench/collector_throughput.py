@@ -94,7 +94,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -110,25 +109,20 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from chenu_otel.stack.processes import LOOPBACK, free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO_ROOT / "bench" / "collector"
 BASE_CONFIG = REPO_ROOT / "collector" / "otelcol.yaml"
 GATEWAY_OVERLAY = REPO_ROOT / "collector" / "fleet" / "gateway.yaml"
 AGENT_OVERLAY = REPO_ROOT / "collector" / "fleet" / "agent.yaml"
 FLEET_GATEWAYS = 3
-LOOPBACK = "127.0.0.1"
 COLLECTOR_CORE, DRIVER_CORE = "1", "0"
 SIGNALS = ("traces", "logs", "metrics")
 #: Prometheus names of the receiver's accepted/refused counters and the exporter's sent counter.
 ITEM_METRIC = {"traces": "spans", "logs": "log_records", "metrics": "metric_points"}
 MIB = 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def built(script: Path) -> Path:

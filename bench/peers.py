@@ -512,11 +512,9 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, float, 
 
 
 def measure_uvicorn(variant: str, seconds: int, connections: int, figures: Figures) -> None:
-    from socket import socket
+    from chenu_otel.stack.processes import free_port  # the driver only, never a served app
 
-    with socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     receiver = Receiver()
     process = subprocess.Popen(
         [str(BENCH_PYTHON), __file__, "--serve", variant, "--port", str(port)],

@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chenu_otel.stack.processes import LOOPBACK, free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"
 WARM_UP_SECONDS = 30.0
 CONNECTIONS = 4
 STATS_PATH = "/soak/stats"
@@ -107,12 +107,6 @@ def sdk_losses(reader: Any) -> dict[str, int]:
 
 
 # --- the driver -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 60.0) -> None:

@@ -7,10 +7,12 @@ shown when it fails. Nothing waits with a sleep: `poll_until` retries a probe un
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -32,11 +34,31 @@ T = TypeVar("T")
 LOOPBACK: Final = "127.0.0.1"
 
 
+#: Where `free_port` looks: below Linux's default ephemeral range (32768-60999), which the
+#: kernel draws from for every outgoing connection, so no client socket can take a port between
+#: the check and the server's bind.
+PORT_RANGE: Final = range(20000, 32768)
+_handed_out: set[int] = set()
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago, never handed out before by this
+    process, taken from `PORT_RANGE` (outside the kernel's ephemeral ports)."""
+    with _port_lock:
+        start = random.randrange(len(PORT_RANGE))
+        for step in range(len(PORT_RANGE)):
+            port = PORT_RANGE[(start + step) % len(PORT_RANGE)]
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free TCP port on {LOOPBACK} in {PORT_RANGE}")
 
 
 def poll_until(
