@@ -37,6 +37,10 @@ Configs:
   bare-disk        bare + bench/collector/bare-disk.yaml: the base config's disk queue alone
   base-nofsync     the base config with OTELCOL_STORAGE_FSYNC=false
   base-memqueue    the base config + bench/collector/memory-queue.yaml: queues in memory
+  base-gogc400     the base config with GOGC=400 and GOMEMLIMIT=300MiB: less GC CPU for more
+                   heap (RSS about 2x, memory_limiter headroom about 100 MiB less)
+  base-zstd        the base config + bench/collector/zstd.yaml: zstd instead of gzip towards
+                   the traces backend (the sink accepts gzip, zstd and snappy)
   gateway-nofsync  the gateway config with OTELCOL_STORAGE_FSYNC=false
   gateway-unbatched  the gateway + bench/collector/gateway-unbatched.yaml: without batch/kept,
                    each kept trace is its own disk-queue write
@@ -302,6 +306,11 @@ VARIANTS = {
         Variant("bare-disk", (BENCH_DIR / "bare.yaml", BENCH_DIR / "bare-disk.yaml")),
         Variant("base-nofsync", (BASE_CONFIG,), (("OTELCOL_STORAGE_FSYNC", "false"),)),
         Variant("base-memqueue", (BASE_CONFIG, BENCH_DIR / "memory-queue.yaml")),
+        # Memory for CPU: the Go GC at GOGC=400 (heap up to 5x the live data before a cycle),
+        # GOMEMLIMIT under the memory_limiter's soft limit (320 MiB) so the runtime collects
+        # harder before the limiter would refuse.
+        Variant("base-gogc400", (BASE_CONFIG,), (("GOGC", "400"), ("GOMEMLIMIT", "300MiB"))),
+        Variant("base-zstd", (BASE_CONFIG, BENCH_DIR / "zstd.yaml")),
         Variant("gateway-nofsync", GATEWAY_CONFIGS, (("OTELCOL_STORAGE_FSYNC", "false"),)),
         Variant("gateway-unbatched", (*GATEWAY_CONFIGS, BENCH_DIR / "gateway-unbatched.yaml")),
         # The gateway's memory as deploy/kubernetes sets it (its buffer of held traces grows

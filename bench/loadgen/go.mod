@@ -3,13 +3,16 @@ module chenu-otel/bench/loadgen
 go 1.26.0
 
 require (
+	github.com/mostynb/go-grpc-compression v1.2.3
 	go.opentelemetry.io/collector/pdata v1.67.0
 	google.golang.org/grpc v1.83.2
 )
 
 require (
+	github.com/golang/snappy v0.0.4 // indirect
 	github.com/hashicorp/go-version v1.9.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
+	github.com/klauspost/compress v1.17.8 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
 	go.opentelemetry.io/collector/featuregate v1.67.0 // indirect

@@ -9,8 +9,12 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	// Every compression an OTLP/gRPC exporter may be configured with, registered the way
+	// the collector's own receivers do it.
+	_ "github.com/mostynb/go-grpc-compression/nonclobbering/snappy"
+	_ "github.com/mostynb/go-grpc-compression/nonclobbering/zstd"
 	"google.golang.org/grpc"
-	_ "google.golang.org/grpc/encoding/gzip" // exporters compress with gzip by default
+	_ "google.golang.org/grpc/encoding/gzip"
 )
 
 // runSink serves OTLP/gRPC and OTLP/HTTP on loopback and answers every export with success
