@@ -537,10 +537,7 @@ def measure(
             "items": came_in[index],
             "bytes": came_in[index] * bytes_per_item,
         }
-        growth = max(
-            growth,
-            queue_growth(member.settings, queued[index], intake),
-        )
+        growth = max(growth, queue_growth(member.settings, queued[index], intake))
     if len(members) > 1:
         # The load_balancing exporter's per-gateway queues report no size: their growth is what
         # the agent handed to them minus what reached the gateways' receivers.

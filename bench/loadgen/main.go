@@ -6,8 +6,9 @@
 // data points), serialises them once, and then only sends bytes, so its own cost per item stays
 // far below the collector's. Traces get fresh trace ids in every request (request number XORed
 // into each id of a copy): repeated ids would be answered by a tail-sampling gateway's decision
-// cache instead of being held for decision_wait like real traffic. N streams send concurrently (each waits for its answer, like an
-// SDK exporter); with -rate the requests are paced to that many items per second in total.
+// cache instead of being held for decision_wait like real traffic. N streams send concurrently
+// (each waits for its answer, like an SDK exporter); with -rate the requests are paced to that
+// many items per second in total.
 //
 // `loadgen sink -grpc-port P -http-port Q` instead serves as the backend: see sink.go.
 //
